@@ -1,0 +1,120 @@
+"""The agent: apply a config, run the workload, collect, and report one trial.
+
+It sits beside the tuned system. A config that breaks the system is rolled
+back and reported as a failed trial with the server's log; the session goes
+on. ``stop`` always leaves the system as it was found.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from autotune.spec import Config
+from autotune.store import now
+from autotune.systems import ConfigFailed, System
+from autotune.workloads import Workload, WorkloadError
+
+PhaseCallback = Callable[[str], None]
+
+
+@dataclass
+class TrialOutcome:
+    """What a trial produced, before the tuner turns it into a stored Trial."""
+
+    status: str  # ok | failed
+    metrics: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    status_history: list[tuple[str, str]] = field(default_factory=list)
+    not_applied: dict[str, str] = field(default_factory=dict)
+    action: str = "online"
+    error: str | None = None
+    log_excerpt: str | None = None
+    started_at: Any = None
+    finished_at: Any = None
+
+
+class Agent:
+    """Drives one system with one workload."""
+
+    def __init__(self, system: System, workload: Workload, duration_s: float | None) -> None:
+        self.system = system
+        self.workload = workload
+        self.duration_s = duration_s
+        self.setup_s = 0.0
+        self._started = False
+
+    def start(self, phase: PhaseCallback = lambda _: None) -> None:
+        """Bring the system up, load the data once, and remember it as good."""
+        t0 = time.monotonic()
+        phase("starting system")
+        self._started = True
+        self.system.start()
+        phase("loading data")
+        self.workload.prepare(self.system)
+        self.system.mark_good()
+        self.setup_s = time.monotonic() - t0
+
+    def run_trial(self, config: Config, phase: PhaseCallback = lambda _: None) -> TrialOutcome:
+        outcome = TrialOutcome(status="running", started_at=now())
+        history = outcome.status_history
+
+        def enter(name: str) -> None:
+            history.append((name, now().isoformat()))
+            phase(name)
+
+        t_start = time.monotonic()
+        enter("apply")
+        try:
+            report = self.system.apply(config)
+        except ConfigFailed as exc:
+            return self._failed(outcome, str(exc), exc.log_excerpt, t_start)
+        outcome.action = report.action
+        outcome.not_applied = report.not_applied
+        outcome.timings["apply_s"] = report.apply_s
+        outcome.timings[f"{report.action}_s" if report.action != "online" else "reload_s"] = (
+            report.restart_s
+        )
+        try:
+            result = self.workload.run(self.system, self.duration_s, enter)
+        except WorkloadError as exc:
+            excerpt = "\n".join(x for x in (exc.log_excerpt, self.system.log_excerpt()) if x)
+            if not self.system.healthy():
+                self.system.rollback()
+                message = f"{exc}; the system stopped answering and was rolled back"
+            else:
+                message = str(exc)
+            return self._failed(outcome, message, excerpt, t_start)
+        outcome.metrics = result.metrics
+        outcome.timings.update(
+            warmup_s=result.warmup_s, measure_s=result.measure_s, collect_s=result.collect_s
+        )
+        self.system.mark_good()
+        outcome.timings["total_s"] = time.monotonic() - t_start
+        outcome.status = "ok"
+        history.append(("ok", now().isoformat()))
+        outcome.finished_at = now()
+        return outcome
+
+    def _failed(
+        self, outcome: TrialOutcome, error: str, excerpt: str, t_start: float
+    ) -> TrialOutcome:
+        outcome.status = "failed"
+        outcome.error = error
+        outcome.log_excerpt = excerpt or None
+        outcome.timings["total_s"] = time.monotonic() - t_start
+        outcome.status_history.append(("failed", now().isoformat()))
+        outcome.finished_at = now()
+        return outcome
+
+    def stop(self, keep: Config | None = None) -> None:
+        """Restore the original configuration (or leave ``keep`` applied), then let go."""
+        if not self._started:
+            return
+        self._started = False
+        try:
+            self.system.restore(keep)
+        finally:
+            self.system.stop()

@@ -1,0 +1,26 @@
+"""The command line: thin commands over the spec, tuner, agent and store."""
+
+from __future__ import annotations
+
+import typer
+
+from autotune.cli import knobs, results
+from autotune.cli.tune import tune
+
+app = typer.Typer(
+    name="autotune",
+    help="Tune PostgreSQL (and any system with a knob spec) with Bayesian optimisation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(knobs.app, name="knobs")
+app.add_typer(results.store_app, name="store")
+app.command()(tune)
+app.command()(results.experiments)
+app.command()(results.trials)
+app.command()(results.best)
+
+
+def main() -> None:
+    app()

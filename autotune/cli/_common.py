@@ -1,0 +1,70 @@
+"""What every command shares: the --store option, error reporting, consoles."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from autotune.spec import SpecError
+from autotune.store import Store, StoreError, default_url
+from autotune.systems import SystemError_
+from autotune.tuner import TuningError
+
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Results store URL (SQLAlchemy). Default: $AUTOTUNE_STORE, "
+        "then sqlite:///./.autotune/autotune.db",
+        show_default=False,
+    ),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def friendly(func: F) -> F:
+    """Turn the errors users can fix into one clear message and a non-zero exit."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SpecError as exc:
+            for line in exc.problems:
+                err.print(line, markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except (StoreError, TuningError, SystemError_, FileNotFoundError) as exc:
+            excerpt = getattr(exc, "log_excerpt", "")
+            if excerpt:
+                err.print(excerpt, markup=False)
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def open_store(url: str | None) -> Iterator[Store]:
+    store = Store(url or default_url())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,44 @@
+"""Rendering configs for people and for PostgreSQL: conf, sql, json."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from autotune.spec import Config, Spec
+
+_PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def formatted(spec: Spec, config: Config) -> dict[str, str]:
+    out = {}
+    for name, value in config.items():
+        knob = spec.knobs.get(name)
+        out[name] = knob.format(value) if knob is not None else str(value)
+    return out
+
+
+def quote_literal(text: str) -> str:
+    """A single-quoted literal for postgresql.conf and SQL: quotes doubled."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def render(spec: Spec, config: Config, fmt: str, meta: dict[str, Any] | None = None) -> str:
+    values = formatted(spec, config)
+    if fmt == "conf":
+        lines = [
+            f"{name} = {value if _PLAIN_NUMBER.match(value) else quote_literal(value)}"
+            for name, value in values.items()
+        ]
+        return "\n".join(lines)
+    if fmt == "sql":
+        # Names come from a validated spec (identifier characters only); values
+        # were validated and formatted by the spec and are quoted here as literals.
+        lines = [
+            f'ALTER SYSTEM SET "{name}" = {quote_literal(value)};' for name, value in values.items()
+        ]
+        return "\n".join([*lines, "SELECT pg_reload_conf();"])
+    if fmt == "json":
+        return json.dumps({**(meta or {}), "config": values, "native": config}, indent=2)
+    raise ValueError(f"unknown format {fmt!r}")

@@ -1,0 +1,294 @@
+"""autotune tune: one local session, an in-process agent beside the tuner."""
+
+from __future__ import annotations
+
+import datetime
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from autotune._resources import resolve
+from autotune.agent import Agent
+from autotune.cli._common import StoreOption, console, fail, friendly, open_store
+from autotune.cli._format import formatted, render
+from autotune.optimizers import OPTIMIZERS, make_optimizer
+from autotune.space import Space
+from autotune.spec import Config, Machine, SpecError, load_spec
+from autotune.store import Trial
+from autotune.systems.postgres import PostgresSystem, Sandbox
+from autotune.tuner import Events, SessionOptions, Summary, Tuner, open_experiment, select_knobs
+from autotune.workloads import load_workload, make_workload
+
+
+class _Progress(Events):
+    """A progress bar per trial and one line per finished trial."""
+
+    def __init__(self, n_trials: int, expected_s: float, objective: str) -> None:
+        self.n_trials = n_trials
+        self.expected_s = expected_s
+        self.objective = objective
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: TaskID | None = None
+        self.t0 = 0.0
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def __enter__(self) -> _Progress:
+        self.progress.start()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+        self._ticker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.progress.stop()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.25):
+            if self.task is not None:
+                self.progress.update(self.task, completed=time.monotonic() - self.t0)
+
+    def status(self, text: str) -> None:
+        console.print(text, markup=False)
+
+    def trial_started(self, number: int, config: Config, baseline: bool) -> None:
+        label = f"trial {number}/{self.n_trials}" + (" (baseline)" if baseline else "")
+        self.t0 = time.monotonic()
+        self.label = label
+        self.task = self.progress.add_task(label, total=self.expected_s)
+
+    def phase(self, name: str) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, description=f"{self.label} · {name}")
+
+    def trial_finished(self, trial: Trial, baseline: Trial | None) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        if not trial.ok:
+            console.print(f"trial {trial.number:>3}  [red]FAILED[/]  {trial.error}")
+            if trial.log_excerpt:
+                last = trial.log_excerpt.strip().splitlines()
+                console.print("             " + (last[0] if last else ""), markup=False)
+            return
+        delta = ""
+        if (
+            baseline
+            and baseline.objective
+            and trial.objective is not None
+            and not trial.is_baseline
+        ):
+            pct = (trial.objective - baseline.objective) / abs(baseline.objective) * 100
+            delta = f"  ({pct:+.1f}% vs baseline)"
+        action = "restart" if "restart_s" in trial.timings else "reload"
+        took = trial.timings.get(f"{action}_s", 0.0)
+        console.print(
+            f"trial {trial.number:>3}  ok  {self.objective}={trial.objective:.6g}{delta}"
+            f"  [dim]{action} {took:.1f}s  measure {trial.timings.get('measure_s', 0):.1f}s[/]"
+        )
+        for name, problem in trial.not_applied.items():
+            console.print(f"             [yellow]not applied:[/] {name}: {problem}")
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupted()
+
+
+@friendly
+def tune(
+    system: Annotated[str, typer.Option(help="System: a built-in spec name or a spec file.")],
+    workload: Annotated[str, typer.Option(help="A built-in workload name or a workload file.")],
+    trials: Annotated[int, typer.Option(min=1, help="Total trials, the baseline included.")] = 10,
+    duration: Annotated[
+        float | None, typer.Option(help="Measured seconds per trial (default: the workload's).")
+    ] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help=f"One of: {', '.join(sorted(OPTIMIZERS))}. Default gp.")
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="Name; re-running with it resumes the experiment.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed. Default 0.")] = None,
+    knobs: Annotated[
+        str | None,
+        typer.Option(help="Knobs to tune: a,b,c or group:NAME from the spec. Default: all."),
+    ] = None,
+    allow_unsafe: Annotated[
+        bool, typer.Option("--allow-unsafe", help="Also tune knobs that risk committed data.")
+    ] = False,
+    dsn: Annotated[
+        str | None, typer.Option(help="Tune an existing server instead of a managed sandbox.")
+    ] = None,
+    restart_command: Annotated[
+        str | None, typer.Option(help="With --dsn: command that restarts the server.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="With --dsn: the server's data directory, for rollback.")
+    ] = None,
+    apply_best: Annotated[
+        bool, typer.Option("--apply-best", help="With --dsn: leave the best config applied.")
+    ] = False,
+    store: StoreOption = None,
+) -> None:
+    """Tune a system: baseline first, then a space-filling design, then Bayesian optimisation."""
+    spec = load_spec(resolve("knobs", system))
+    wl = load_workload(workload)
+    if wl.system != spec.system:
+        fail(f"workload {wl.name!r} is for system {wl.system!r}, not {spec.system!r}")
+    if spec.system != "postgres" and spec.applier != "postgres":
+        fail(f"no applier for system {spec.system!r} yet (only postgres)")
+    if dsn is None and (restart_command or data_dir or apply_best):
+        fail("--restart-command, --data-dir and --apply-best need --dsn")
+    machine = Machine.local()
+    with open_store(store) as st:
+        name = experiment or (f"{spec.system}-{wl.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+        recorded = st.experiment(name)
+        if recorded is not None:
+            optimizer = optimizer or recorded.optimizer
+            seed = recorded.seed if seed is None else seed
+            duration = recorded.settings.get("duration_s") if duration is None else duration
+            if knobs is None:
+                knobs = ",".join(recorded.settings.get("knobs", []))
+        optimizer = optimizer or "gp"
+        seed = 0 if seed is None else seed
+        if optimizer not in OPTIMIZERS:
+            fail(f"unknown optimizer {optimizer!r}; choose one of {', '.join(sorted(OPTIMIZERS))}")
+        target = PostgresSystem(
+            spec,
+            sandbox=None if dsn else Sandbox(),
+            dsn=dsn,
+            restart_command=restart_command,
+            data_dir=data_dir,
+        )
+        selection = select_knobs(
+            spec, knobs, allow_unsafe=allow_unsafe, restartable=target.restartable()
+        )
+        for note in selection.notes:
+            console.print(f"note: {note}")
+        options = SessionOptions(
+            name=name,
+            optimizer=optimizer,
+            seed=seed,
+            duration_s=duration,
+            knobs=selection.names,
+            allow_unsafe=allow_unsafe,
+            target="managed sandbox" if dsn is None else _redact(dsn),
+            machine={"memory_bytes": machine.memory_bytes, "cpus": machine.cpus},
+        )
+        exp, resumed = open_experiment(st, spec, wl, options)
+        done = len(st.trials(exp))
+        verb = "resuming" if resumed else "starting"
+        console.print(
+            f"{verb} experiment [bold]{name}[/]: {spec.system} × {wl.name}, "
+            f"{len(selection.names)} knobs, optimizer {optimizer}, {trials} trials"
+            + (f" ({done} recorded)" if resumed else "")
+        )
+        if done >= trials:
+            console.print(f"already {done} trials recorded; raise --trials to run more")
+            _print_summary(spec, _summary(st, exp), 0.0, 0.0)
+            return
+        space = Space(spec, selection.names, machine)
+        opt = make_optimizer(optimizer, space, seed)
+        agent = Agent(target, make_workload(wl), duration)
+        measure_s = duration or wl.duration_s or 30.0
+        events = _Progress(trials, measure_s + wl.warmup_s + 2, wl.objective_metric)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        t_session = time.monotonic()
+        interrupted = False
+        summary: Summary | None = None
+        keep: Config | None = None
+        try:
+            with events:
+                where = "managed sandbox" if dsn is None else _redact(dsn)
+                agent.start(lambda p: events.progress.console.print(f"{p} ({where})…"))
+                console.print(f"setup done in {agent.setup_s:.1f}s")
+                tuner = Tuner(st, exp, space, opt, agent, events)
+                summary = tuner.run(trials)
+            if apply_best and summary.best is not None:
+                keep = summary.best.config
+        except (KeyboardInterrupt, _Interrupted):
+            interrupted = True
+            console.print("[yellow]interrupted: restoring the system and cleaning up…[/]")
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
+            try:
+                agent.stop(keep)
+            finally:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, previous)
+        if summary is None:
+            summary = _summary(st, exp)
+        _print_summary(spec, summary, time.monotonic() - t_session, agent.setup_s)
+        if keep is not None:
+            console.print("the best config was left applied (--apply-best)")
+        if interrupted:
+            console.print(f"resume with: autotune tune … --experiment {name}")
+            raise typer.Exit(130)
+
+
+def _summary(st: object, exp: object) -> Summary:
+    from autotune.tuner import summarize
+
+    return summarize(st, exp)  # type: ignore[arg-type]
+
+
+def _redact(dsn: str) -> str:
+    """A DSN for the record, without its password."""
+    import re
+
+    return re.sub(r"(password\s*=\s*)\S+|(://[^:/@]+:)[^@]+@", r"\1\2***@", dsn)
+
+
+def _print_summary(spec: object, s: Summary, wall_s: float, setup_s: float) -> None:
+    from autotune.spec import Spec
+
+    assert isinstance(spec, Spec)
+    console.rule(f"summary: {s.experiment}")
+    unit = f"{s.objective_metric} ({s.direction})"
+    if s.baseline is not None and s.baseline.objective is not None:
+        console.print(
+            f"baseline      {s.baseline.objective:.6g} {unit}  (trial {s.baseline.number})"
+        )
+    if s.best is not None and s.best.objective is not None:
+        pct = s.improvement_pct
+        imp = f"  {pct:+.1f}% vs baseline" if pct is not None else ""
+        console.print(f"best          {s.best.objective:.6g}{imp}  (trial {s.best.number})")
+        console.print(
+            "              [dim]single runs on a noisy host; repeat interleaved runs "
+            "before trusting a small gain[/]"
+        )
+    console.print(f"trials        {s.trials} done, {s.failed} failed")
+    if s.measure_share is not None:
+        extra = f"; session {wall_s:.0f}s incl. {setup_s:.0f}s setup" if wall_s else ""
+        console.print(f"measuring     {s.measure_share:.0%} of trial wall time{extra}")
+    console.print(f"store         {s.store_url}")
+    if s.best is not None:
+        console.print("best config (postgresql.conf):")
+        console.print(render(spec, s.best.config, "conf"), markup=False)
+        changed = formatted(spec, s.best.config)
+        console.print(
+            f"[dim]{len(changed)} knobs; also: autotune best {s.experiment} --format sql|json[/]"
+        )
+
+
+def _check(spec_path: str) -> None:
+    try:
+        load_spec(spec_path)
+    except SpecError:
+        raise

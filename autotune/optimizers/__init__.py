@@ -1,0 +1,34 @@
+"""Optimisers behind one ask/tell interface."""
+
+from __future__ import annotations
+
+from autotune.optimizers._base import Optimizer
+from autotune.optimizers.gp import GPOptimizer
+from autotune.optimizers.lhs import LHSOptimizer, lhs_design
+from autotune.optimizers.random import RandomOptimizer
+from autotune.space import Space
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (GPOptimizer, RandomOptimizer, LHSOptimizer)
+}
+
+
+def make_optimizer(name: str, space: Space, seed: int = 0) -> Optimizer:
+    try:
+        cls = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown optimizer {name!r}; choose one of {', '.join(sorted(OPTIMIZERS))}"
+        ) from None
+    return cls(space, seed=seed)
+
+
+__all__ = [
+    "OPTIMIZERS",
+    "GPOptimizer",
+    "LHSOptimizer",
+    "Optimizer",
+    "RandomOptimizer",
+    "lhs_design",
+    "make_optimizer",
+]

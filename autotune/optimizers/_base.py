@@ -1,0 +1,60 @@
+"""The optimiser seam: ask for configs, tell their loss.
+
+Losses are minimised; the tuner turns "maximize tps" into a loss. A failed
+trial is told as ``None`` so each optimiser decides how failures teach it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from autotune.space import Space
+from autotune.spec import Config
+
+
+class Optimizer(ABC):
+    """Ask/tell optimiser over a Space. Subclasses implement ``ask``."""
+
+    name: ClassVar[str]
+
+    def __init__(self, space: Space, seed: int = 0) -> None:
+        self.space = space
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.history_: list[tuple[Config, float | None]] = []
+
+    @abstractmethod
+    def ask(self, n: int = 1) -> list[Config]:
+        """Return ``n`` distinct configs to try next, none of them already seen."""
+
+    def tell(self, config: Config, loss: float | None) -> None:
+        """Record an outcome; ``loss`` is None for a failed trial."""
+        self.history_.append((dict(config), loss))
+
+    def seen(self) -> set[tuple[object, ...]]:
+        return {self.space.key(c) for c, _ in self.history_}
+
+    def _fresh(self, candidates: list[Config], n: int) -> list[Config]:
+        """Keep the first ``n`` candidates that are new, falling back to random ones."""
+        seen = self.seen()
+        out: list[Config] = []
+        for config in candidates:
+            key = self.space.key(config)
+            if key not in seen:
+                seen.add(key)
+                out.append(config)
+            if len(out) == n:
+                return out
+        for config in self.space.sample(self.rng, 20 * n):
+            key = self.space.key(config)
+            if key not in seen:
+                seen.add(key)
+                out.append(config)
+            if len(out) == n:
+                break
+        if len(out) < n:
+            raise RuntimeError("the search space has no untried valid config left")
+        return out

@@ -1,0 +1,41 @@
+"""Latin hypercube designs: space-filling starts for model-based optimisers."""
+
+from __future__ import annotations
+
+from scipy.stats import qmc
+
+from autotune.optimizers._base import Optimizer
+from autotune.space import Space
+from autotune.spec import Config
+
+
+def lhs_design(space: Space, n: int, seed: int) -> list[Config]:
+    """``n`` configs from a Latin hypercube over one coordinate per knob.
+
+    The design depends only on the space and the seed, so a resumed
+    experiment continues the same design.
+    """
+    if n <= 0 or len(space) == 0:
+        return []
+    sampler = qmc.LatinHypercube(d=len(space), seed=seed)
+    points = sampler.random(n)
+    out = []
+    for u in points:
+        config = space.from_unit(u)
+        if space.is_valid(config):
+            out.append(config)
+    return out
+
+
+class LHSOptimizer(Optimizer):
+    """A Latin hypercube of ``size`` points, then random sampling."""
+
+    name = "lhs"
+
+    def __init__(self, space: Space, seed: int = 0, size: int = 20) -> None:
+        super().__init__(space, seed)
+        self.size = size
+
+    def ask(self, n: int = 1) -> list[Config]:
+        design = lhs_design(self.space, self.size, self.seed)
+        return self._fresh(design + self.space.sample(self.rng, n), n)

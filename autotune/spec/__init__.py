@@ -1,0 +1,35 @@
+"""Knob specs: parse, validate, units, constraints."""
+
+from autotune.spec._expr import Constraint, ExprError
+from autotune.spec._machine import Machine
+from autotune.spec._spec import (
+    APPLY_RANK,
+    Config,
+    Knob,
+    KnobValueError,
+    Spec,
+    SpecError,
+    Value,
+    load_spec,
+    load_yaml,
+    parse_spec,
+)
+from autotune.spec._units import Unit, UnitError
+
+__all__ = [
+    "APPLY_RANK",
+    "Config",
+    "Constraint",
+    "ExprError",
+    "Knob",
+    "KnobValueError",
+    "Machine",
+    "Spec",
+    "SpecError",
+    "Unit",
+    "UnitError",
+    "Value",
+    "load_spec",
+    "load_yaml",
+    "parse_spec",
+]

@@ -1,0 +1,461 @@
+"""Knob specs: the YAML contract users write, loaded into checked, resolved knobs.
+
+Loading reports every problem at once, one line each, naming the file, the
+knob and the field, so a user fixing a spec sees the whole list in one go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from autotune.spec._expr import BUILTIN_NAMES, Constraint, ExprError
+from autotune.spec._machine import Machine
+from autotune.spec._units import Unit, UnitError, format_quantity, parse_quantity
+
+Value = int | float | str | bool
+Config = dict[str, Value]
+
+KNOB_TYPES = ("integer", "real", "enum", "bool")
+APPLY_CLASSES = ("online", "reload", "restart")
+SAFETY_CLASSES = ("safe", "unsafe")
+SCALES = ("linear", "log")
+KNOB_FIELDS = frozenset(
+    {
+        "type",
+        "unit",
+        "min",
+        "max",
+        "default",
+        "scale",
+        "apply",
+        "safety",
+        "tunable",
+        "special",
+        "values",
+        "description",
+    }
+)
+SPEC_FIELDS = frozenset({"system", "description", "applier", "knobs", "constraints", "groups"})
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_TRUE = {"on", "true", "yes", "1"}
+_FALSE = {"off", "false", "no", "0"}
+APPLY_RANK = {"online": 0, "reload": 1, "restart": 2}
+
+
+class SpecError(ValueError):
+    """A spec with problems; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class KnobValueError(ValueError):
+    """A value that a knob does not accept."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One tunable parameter, with bounds resolved to native units on a machine."""
+
+    name: str
+    type: Literal["integer", "real", "enum", "bool"]
+    default: Value
+    unit: Unit = field(default_factory=lambda: Unit(None, None, 1))
+    min: float | None = None
+    max: float | None = None
+    scale: Literal["linear", "log"] = "linear"
+    apply: Literal["online", "reload", "restart"] = "reload"
+    safety: Literal["safe", "unsafe"] = "safe"
+    tunable: bool = True
+    special: tuple[Value, ...] = ()
+    values: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in ("integer", "real")
+
+    def validate(self, value: object) -> Value:
+        """Return ``value`` in canonical native form, or raise KnobValueError.
+
+        Every value that reaches a system passes through here, so nothing a
+        user or an optimiser produced is ever applied unchecked.
+        """
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+                return value.lower() in _TRUE
+            raise KnobValueError(f"{self.name}: {value!r} is not a boolean")
+        if self.type == "enum":
+            if isinstance(value, str) and value in self.values:
+                return value
+            raise KnobValueError(f"{self.name}: {value!r} is not one of {list(self.values)}")
+        try:
+            number = parse_quantity(value, self.unit)
+        except UnitError as exc:
+            raise KnobValueError(f"{self.name}: {exc}") from None
+        if self.type == "integer":
+            if number.denominator != 1:
+                raise KnobValueError(
+                    f"{self.name}: {value!r} is not a whole number of {self.unit.text or 'units'}"
+                )
+            result: Value = int(number)
+        else:
+            result = float(number)
+            if not math.isfinite(result):
+                raise KnobValueError(f"{self.name}: {value!r} is not finite")
+        if result in self.special:
+            return result
+        assert self.min is not None and self.max is not None
+        if not self.min <= float(result) <= self.max:
+            bounds = f"[{self.format(self.lo)}, {self.format(self.hi)}]"
+            raise KnobValueError(f"{self.name}: {value!r} is outside {bounds}")
+        return result
+
+    @property
+    def lo(self) -> Value:
+        assert self.min is not None
+        return int(self.min) if self.type == "integer" else self.min
+
+    @property
+    def hi(self) -> Value:
+        assert self.max is not None
+        return int(self.max) if self.type == "integer" else self.max
+
+    def format(self, value: Value) -> str:
+        """The value as the system accepts it: ``128MB``, ``on``, ``0.9``."""
+        if self.type == "bool":
+            return "on" if value else "off"
+        if self.type == "enum":
+            return str(value)
+        if value in self.special:
+            return str(value)  # e.g. -1 for "auto": a unit would change its meaning
+        if self.type == "integer":
+            return format_quantity(int(value), self.unit)
+        return f"{float(value):.6g}"
+
+    def to_si(self, value: Value) -> float:
+        """Bytes for memory, seconds for time, 0/1 for booleans: how constraints see it."""
+        if self.type == "enum":
+            raise KnobValueError(f"{self.name}: enum values have no magnitude")
+        if self.type == "bool":
+            return 1.0 if value else 0.0
+        return float(value) * self.unit.si_factor()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A loaded knob spec: its knobs, constraints and the text it came from."""
+
+    system: str
+    knobs: dict[str, Knob]
+    constraints: tuple[Constraint, ...] = ()
+    description: str = ""
+    applier: Any = None
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source: str = ""
+    path: str = "<memory>"
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    def defaults(self) -> Config:
+        return {name: knob.default for name, knob in self.knobs.items()}
+
+    def constraint_env(self, config: Mapping[str, Value], machine: Machine) -> dict[str, float]:
+        env: dict[str, float] = {"memory": float(machine.memory_bytes), "cpus": float(machine.cpus)}
+        merged = {**self.defaults(), **config}
+        for name, value in merged.items():
+            knob = self.knobs.get(name)
+            if knob is not None and knob.type != "enum":
+                env[name] = knob.to_si(value)
+        return env
+
+    def violated(self, config: Mapping[str, Value], machine: Machine) -> list[str]:
+        """The constraints that ``config`` (over the defaults) breaks."""
+        env = self.constraint_env(config, machine)
+        return [c.text for c in self.constraints if not c.holds(env)]
+
+
+class _Problems:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lines: list[str] = []
+
+    def add(self, message: str, knob: str | None = None, fld: str | None = None) -> None:
+        where = [self.path]
+        if knob is not None:
+            where.append(f"knob {knob!r}")
+        if fld is not None:
+            where.append(f"field {fld!r}")
+        self.lines.append(": ".join([*where, message]))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses duplicate keys instead of keeping the last."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    duplicates: list[str] = []
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            duplicates.append(f"duplicate key {key!r} on line {key_node.start_mark.line + 1}")
+        seen[key] = 1
+    mapping = loader.construct_mapping(node)
+    if duplicates:
+        mapping.setdefault("__duplicates__", []).extend(duplicates)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely, recording duplicate keys under ``__duplicates__``."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def load_spec(path: str | Path, machine: Machine | None = None) -> Spec:
+    """Load and check a spec file; raise SpecError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError([f"{path}: cannot read: {exc.strerror}"]) from None
+    return parse_spec(text, str(path), machine)
+
+
+def parse_spec(text: str, path: str = "<memory>", machine: Machine | None = None) -> Spec:
+    machine = machine or Machine.local()
+    problems = _Problems(path)
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"{path}: a spec must be a mapping with 'system' and 'knobs'"])
+    for dup in data.pop("__duplicates__", []):
+        problems.add(dup)
+    for key in sorted(set(data) - SPEC_FIELDS, key=str):
+        problems.add(f"unknown field {key!r}", fld=str(key))
+    system = data.get("system")
+    if not isinstance(system, str) or not NAME_RE.match(system):
+        problems.add("missing or invalid system name", fld="system")
+        system = "?"
+    raw_knobs = data.get("knobs")
+    knobs: dict[str, Knob] = {}
+    if not isinstance(raw_knobs, dict) or not raw_knobs:
+        problems.add("'knobs' must be a non-empty mapping", fld="knobs")
+        raw_knobs = {}
+    for dup in raw_knobs.pop("__duplicates__", []):
+        problems.add(dup.replace("duplicate key", "duplicate knob"), fld="knobs")
+    for name, raw in raw_knobs.items():
+        knob = _parse_knob(str(name), raw, machine, problems)
+        if knob is not None:
+            knobs[str(name)] = knob
+    constraints: list[Constraint] = []
+    raw_constraints = data.get("constraints") or []
+    if not isinstance(raw_constraints, list):
+        problems.add("'constraints' must be a list of expressions", fld="constraints")
+        raw_constraints = []
+    for i, expr in enumerate(raw_constraints):
+        where = f"constraints[{i}]"
+        try:
+            constraint = Constraint.parse(expr)
+        except ExprError as exc:
+            problems.add(f"{expr!r}: {exc}", fld=where)
+            continue
+        bad = False
+        for ref in sorted(constraint.names - BUILTIN_NAMES):
+            if ref not in raw_knobs:
+                problems.add(f"{expr!r}: unknown knob {ref!r}", fld=where)
+                bad = True
+            elif ref in knobs and knobs[ref].type == "enum":
+                problems.add(f"{expr!r}: enum knob {ref!r} has no magnitude", fld=where)
+                bad = True
+        if not bad:
+            constraints.append(constraint)
+    groups: dict[str, tuple[str, ...]] = {}
+    raw_groups = data.get("groups") or {}
+    if not isinstance(raw_groups, dict):
+        problems.add("must map a group name to a list of knobs", fld="groups")
+        raw_groups = {}
+    raw_groups.pop("__duplicates__", None)
+    for group, members in raw_groups.items():
+        where = f"groups.{group}"
+        if not isinstance(members, list) or not members:
+            problems.add("must be a non-empty list of knob names", fld=where)
+            continue
+        for member in members:
+            if member not in raw_knobs:
+                problems.add(f"unknown knob {member!r}", fld=where)
+        groups[str(group)] = tuple(str(m) for m in members)
+    if problems.lines:
+        raise SpecError(problems.lines)
+    spec = Spec(
+        groups=groups,
+        system=system,
+        knobs=knobs,
+        constraints=tuple(constraints),
+        description=str(data.get("description") or ""),
+        applier=data.get("applier"),
+        source=text,
+        path=path,
+    )
+    try:
+        broken = spec.violated({}, machine)
+    except ExprError as exc:
+        raise SpecError([f"{path}: field 'constraints': {exc}"]) from None
+    if broken:
+        raise SpecError(
+            [f"{path}: field 'constraints': the defaults break {text!r}" for text in broken]
+        )
+    return spec
+
+
+def _parse_knob(name: str, raw: object, machine: Machine, problems: _Problems) -> Knob | None:
+    start = len(problems.lines)
+    if not NAME_RE.match(name):
+        problems.add("invalid knob name (letters, digits, '_' and '.')", knob=name)
+    if not isinstance(raw, dict):
+        problems.add("must be a mapping of fields", knob=name)
+        return None
+    for dup in raw.pop("__duplicates__", []):
+        problems.add(dup, knob=name)
+    for key in sorted(set(raw) - KNOB_FIELDS, key=str):
+        problems.add("unknown field", knob=name, fld=str(key))
+
+    def choice(fld: str, allowed: tuple[str, ...], default: str) -> str:
+        value = raw.get(fld, default)
+        if value not in allowed:
+            problems.add(f"{value!r} is not one of {', '.join(allowed)}", knob=name, fld=fld)
+            return default
+        return str(value)
+
+    ktype = raw.get("type")
+    if ktype is None:
+        problems.add("missing (integer, real, enum or bool)", knob=name, fld="type")
+        return None
+    if ktype not in KNOB_TYPES:
+        problems.add(f"{ktype!r} is not one of {', '.join(KNOB_TYPES)}", knob=name, fld="type")
+        return None
+    apply = choice("apply", APPLY_CLASSES, "reload")
+    safety = choice("safety", SAFETY_CLASSES, "safe")
+    scale = choice("scale", SCALES, "linear")
+    tunable = raw.get("tunable", True)
+    if not isinstance(tunable, bool):
+        problems.add(f"{tunable!r} is not true or false", knob=name, fld="tunable")
+    description = str(raw.get("description", ""))
+    if "default" not in raw:
+        problems.add("missing", knob=name, fld="default")
+        return None
+
+    common: dict[str, Any] = dict(
+        name=name,
+        apply=apply,
+        safety=safety,
+        tunable=bool(tunable),
+        description=description,
+    )
+    if ktype == "bool":
+        knob = Knob(type="bool", default=False, **common)
+        try:
+            knob = Knob(type="bool", default=knob.validate(raw["default"]), **common)
+        except KnobValueError as exc:
+            problems.add(str(exc).split(": ", 1)[1], knob=name, fld="default")
+        return None if len(problems.lines) > start else knob
+    if ktype == "enum":
+        values = raw.get("values")
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) for v in values)
+        ):
+            problems.add("an enum needs a non-empty list of string values", knob=name, fld="values")
+            return None
+        if len(set(values)) != len(values):
+            problems.add("duplicate values", knob=name, fld="values")
+        default = raw["default"]
+        if default not in values:
+            problems.add(f"{default!r} is not one of the values", knob=name, fld="default")
+        knob = Knob(type="enum", default=str(default), values=tuple(values), **common)
+        return None if len(problems.lines) > start else knob
+
+    try:
+        unit = Unit.parse(raw.get("unit"))
+    except UnitError as exc:
+        problems.add(str(exc), knob=name, fld="unit")
+        return None
+
+    def quantity(fld: str) -> Fraction | None:
+        if fld not in raw:
+            problems.add("missing", knob=name, fld=fld)
+            return None
+        try:
+            return parse_quantity(raw[fld], unit, machine if fld in ("min", "max") else None)
+        except UnitError as exc:
+            problems.add(str(exc), knob=name, fld=fld)
+            return None
+
+    lo, hi, default_q = quantity("min"), quantity("max"), quantity("default")
+    special: list[Value] = []
+    raw_special = raw.get("special", [])
+    if not isinstance(raw_special, list):
+        problems.add("must be a list", knob=name, fld="special")
+        raw_special = []
+    for item in raw_special:
+        try:
+            q = parse_quantity(item, unit)
+        except UnitError as exc:
+            problems.add(str(exc), knob=name, fld="special")
+            continue
+        special.append(int(q) if ktype == "integer" else float(q))
+    if lo is None or hi is None or default_q is None:
+        return None
+    if ktype == "integer":
+        lo, hi = Fraction(math.ceil(lo)), Fraction(math.floor(hi))
+        if default_q.denominator != 1:
+            problems.add(
+                f"{raw['default']!r} is not a whole number of {unit.text or 'units'}",
+                knob=name,
+                fld="default",
+            )
+    if lo > hi:
+        problems.add(f"min {raw['min']!r} is greater than max {raw['max']!r}", knob=name, fld="min")
+    elif not (lo <= default_q <= hi) and default_q not in special:
+        problems.add(
+            f"{raw['default']!r} is outside [{raw['min']!r}, {raw['max']!r}]",
+            knob=name,
+            fld="default",
+        )
+    if scale == "log" and lo <= 0:
+        problems.add("log scale needs min > 0", knob=name, fld="scale")
+    if len(problems.lines) > start:
+        return None
+    return Knob(
+        type=ktype,
+        unit=unit,
+        min=float(lo),
+        max=float(hi),
+        default=int(default_q) if ktype == "integer" else float(default_q),
+        scale=scale,  # type: ignore[arg-type]
+        special=tuple(special),
+        **common,
+    )

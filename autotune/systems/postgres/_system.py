@@ -1,0 +1,317 @@
+"""PostgreSQL as a tunable system: ALTER SYSTEM, reload or restart, read back, roll back.
+
+Values reach the server only after ``Knob.validate`` and ``Knob.format``, and
+go into ALTER SYSTEM as a quoted literal with the name as a quoted identifier
+(psycopg2.sql), so nothing from a spec, a user or an optimiser is pasted into
+SQL. See the PostgreSQL docs, "ALTER SYSTEM" and "pg_settings".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from autotune.spec import APPLY_RANK, Config, Knob, Spec, Unit, Value
+from autotune.systems._base import ApplyReport, ConfigFailed, System, SystemError_
+from autotune.systems.postgres._sandbox import Sandbox
+
+AUTO_CONF = "postgresql.auto.conf"
+_ENV_KEYS = {
+    "host": "PGHOST",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "dbname": "PGDATABASE",
+    "sslmode": "PGSSLMODE",
+}
+
+
+class PostgresSystem(System):
+    """A managed sandbox (the default) or an existing server reached by ``dsn``."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        sandbox: Sandbox | None = None,
+        dsn: str | None = None,
+        restart_command: str | None = None,
+        data_dir: Path | None = None,
+        timeout_s: float = 60,
+    ) -> None:
+        if (sandbox is None) == (dsn is None):
+            raise ValueError("give exactly one of sandbox or dsn")
+        self.spec = spec
+        self.sandbox = sandbox
+        self.dsn = dsn
+        self.restart_command = shlex.split(restart_command) if restart_command else None
+        self.data_dir = data_dir
+        self.timeout_s = timeout_s
+        self._original: dict[str, str] = {}  # knob -> value in postgresql.auto.conf at start
+        self._original_text: str | None = None
+        self._current: dict[str, str] = {}  # knob -> formatted value we last set
+        self._good: dict[str, str] = {}
+        self._good_text: str | None = None
+        self._log_offset = 0
+        self._touched: set[str] = set()
+
+    # -- connection -----------------------------------------------------------------
+    def conn_params(self) -> dict[str, str]:
+        if self.sandbox is not None:
+            return self.sandbox.conn_params()
+        assert self.dsn is not None
+        return dict(psycopg2.extensions.parse_dsn(self.dsn))
+
+    def client_env(self) -> dict[str, str]:
+        """libpq environment for client programs such as pgbench: no DSN on a command line."""
+        return {_ENV_KEYS[k]: v for k, v in self.conn_params().items() if k in _ENV_KEYS}
+
+    @contextlib.contextmanager
+    def connect(self, timeout_s: float = 10) -> Iterator[Any]:
+        params: dict[str, Any] = {**self.conn_params(), "connect_timeout": max(2, int(timeout_s))}
+        conn = psycopg2.connect(**params)
+        conn.autocommit = True  # ALTER SYSTEM cannot run inside a transaction block
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def healthy(self) -> bool:
+        try:
+            with self.connect(timeout_s=5) as conn, conn.cursor() as cur:
+                cur.execute("SET statement_timeout = 5000")
+                cur.execute("SELECT 1")
+                return bool(cur.fetchone() == (1,))
+        except psycopg2.Error:
+            return False
+
+    def _auto_conf(self) -> Path | None:
+        if self.sandbox is not None:
+            return self.sandbox.data_dir / AUTO_CONF
+        if self.data_dir is not None:
+            return self.data_dir / AUTO_CONF
+        return None
+
+    def _read_auto_conf(self) -> str | None:
+        path = self._auto_conf()
+        try:
+            return path.read_text() if path is not None else None
+        except OSError:
+            return None
+
+    def log_excerpt(self) -> str:
+        if self.sandbox is None:
+            return ""
+        return self.sandbox.log_since(self._log_offset)
+
+    # -- lifecycle --------------------------------------------------------------------
+    def restartable(self) -> bool:
+        return self.sandbox is not None or self.restart_command is not None
+
+    def start(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.create()
+            self.sandbox.start(self.timeout_s)
+        if not self.healthy():
+            raise SystemError_(f"cannot connect to PostgreSQL at {self._where()}")
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT name, setting FROM pg_file_settings"
+                " WHERE sourcefile LIKE %s AND error IS NULL ORDER BY seqno",
+                ("%" + AUTO_CONF,),
+            )
+            self._original = {name: setting for name, setting in cur.fetchall()}
+        self._original_text = self._read_auto_conf()
+        self._good_text = self._original_text
+        self._good = {}
+
+    def _where(self) -> str:
+        params = self.conn_params()
+        return f"host={params.get('host', '')} port={params.get('port', '')}"
+
+    def stop(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.destroy()
+
+    # -- applying -----------------------------------------------------------------------
+    def _set(self, cur: Any, name: str, value: str | None) -> None:
+        if value is None:
+            cur.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+        else:
+            cur.execute(
+                sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+            )
+
+    def format_config(self, config: Config) -> dict[str, str]:
+        """Validate every value against the spec and render it as PostgreSQL reads it."""
+        out = {}
+        for name, value in config.items():
+            knob = self.spec.knobs.get(name)
+            if knob is None:
+                raise SystemError_(f"knob {name!r} is not in spec {self.spec.path}")
+            out[name] = knob.format(knob.validate(value))
+        return out
+
+    def apply(self, config: Config) -> ApplyReport:
+        wanted = self.format_config(config)
+        changed = {n: v for n, v in wanted.items() if self._current.get(n) != v}
+        report = ApplyReport()
+        needed = max((APPLY_RANK[self.spec.knobs[n].apply] for n in changed), default=0)
+        report.action = ["online", "reload", "restart"][needed]
+        if needed == 2 and not self.restartable():
+            raise SystemError_("restart-class knobs need --restart-command on an existing server")
+        t0 = time.monotonic()
+        try:
+            with self.connect() as conn, conn.cursor() as cur:
+                for name, value in changed.items():
+                    self._set(cur, name, value)
+                    self._touched.add(name)
+                    self._current[name] = value
+        except psycopg2.Error as exc:
+            self.rollback()
+            raise ConfigFailed(f"PostgreSQL refused the config: {exc.pgerror or exc}") from None
+        report.apply_s = time.monotonic() - t0
+        t0 = time.monotonic()
+        self._activate(needed)
+        report.restart_s = time.monotonic() - t0
+        report.not_applied = self._read_back(wanted, wait=needed == 1)
+        return report
+
+    def _activate(self, needed: int) -> None:
+        """Reload or restart; on a restart that fails, roll back and raise ConfigFailed."""
+        if needed == 1:
+            with self.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_reload_conf()")
+        elif needed == 2:
+            try:
+                self._restart()
+            except SystemError_ as exc:
+                excerpt = exc.log_excerpt or self.log_excerpt()
+                self.rollback()
+                raise ConfigFailed(f"{exc} with this config; rolled back", excerpt) from None
+        if not self.healthy():
+            excerpt = self.log_excerpt()
+            self.rollback()
+            raise ConfigFailed(
+                f"PostgreSQL did not answer within {self.timeout_s:.0f}s; rolled back", excerpt
+            )
+
+    def _restart(self) -> None:
+        if self.sandbox is not None:
+            self._log_offset = self.sandbox.log_size()
+            self.sandbox.restart(self.timeout_s)
+            return
+        assert self.restart_command is not None
+        try:
+            result = subprocess.run(
+                self.restart_command,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise SystemError_("the restart command timed out") from None
+        if result.returncode != 0:
+            raise SystemError_(
+                f"the restart command exited {result.returncode}", result.stderr[-2000:]
+            )
+        deadline = time.monotonic() + self.timeout_s
+        while not self.healthy():
+            if time.monotonic() > deadline:
+                raise SystemError_("PostgreSQL did not come back after the restart command")
+            time.sleep(0.5)
+
+    def _read_back(self, wanted: dict[str, str], wait: bool) -> dict[str, str]:
+        """Compare pg_settings with what we set; after a reload, give it a moment."""
+        deadline = time.monotonic() + (3.0 if wait else 0.0)
+        while True:
+            with self.connect() as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT name, setting, unit, pending_restart FROM pg_settings"
+                    " WHERE name = ANY(%s)",
+                    (list(wanted),),
+                )
+                rows = {r[0]: r[1:] for r in cur.fetchall()}
+            problems = {}
+            for name, text in wanted.items():
+                knob = self.spec.knobs[name]
+                if name not in rows:
+                    problems[name] = "not a setting of this server"
+                    continue
+                setting, unit, pending = rows[name]
+                if pending:
+                    problems[name] = f"pending restart (server has {setting})"
+                elif not _same(knob, knob.validate(text), setting, unit):
+                    problems[name] = f"wanted {text}, server has {setting}{unit or ''}"
+            if not problems or time.monotonic() > deadline:
+                return problems
+            time.sleep(0.2)
+
+    def mark_good(self) -> None:
+        self._good = dict(self._current)
+        self._good_text = self._read_auto_conf()
+
+    def rollback(self) -> None:
+        """Back to the last good config: through SQL if the server answers, else the file."""
+        target = {n: self._good.get(n, self._original.get(n)) for n in self._touched}
+        restart_needed = any(
+            self.spec.knobs[n].apply == "restart" and self._current.get(n) != target[n]
+            for n in target
+        )
+        if self.healthy():
+            with self.connect() as conn, conn.cursor() as cur:
+                for name, value in target.items():
+                    self._set(cur, name, value)
+                if not restart_needed:
+                    cur.execute("SELECT pg_reload_conf()")
+        else:
+            path = self._auto_conf()
+            if path is None or self._good_text is None:
+                raise SystemError_(
+                    "PostgreSQL is down and autotune cannot reach its postgresql.auto.conf; "
+                    "pass --data-dir to let autotune roll back, or fix the server by hand"
+                )
+            path.write_text(self._good_text)
+            restart_needed = True
+        self._current = {n: v for n, v in target.items() if v is not None}
+        if restart_needed:
+            self._restart()
+
+    def restore(self, config: Config | None = None) -> None:
+        """Leave ``config`` applied, or put back what postgresql.auto.conf held at start."""
+        if self.sandbox is not None and config is None:
+            return  # the sandbox is removed next; restoring it would only cost a restart
+        if config is not None:
+            self.apply(config)
+            return
+        self._good = {n: v for n, v in self._original.items() if n in self._touched}
+        self._good_text = self._original_text
+        self.rollback()
+        self._touched.clear()
+
+
+def _same(knob: Knob, value: Value, setting: str, unit: str | None) -> bool:
+    """Whether pg_settings' ``setting`` (in ``unit``) equals our validated value."""
+    if value in knob.special:
+        return True  # -1 and friends show the value the server derived from them
+    if knob.type == "bool":
+        return (setting == "on") == bool(value)
+    if knob.type == "enum":
+        return setting == value
+    try:
+        server_unit = Unit.parse(unit)
+        ours = float(value) * knob.unit.base
+        theirs = float(setting) * server_unit.base
+    except (ValueError, TypeError):
+        return False
+    return abs(ours - theirs) <= 1e-6 * max(1.0, abs(ours))

@@ -1,0 +1,136 @@
+"""Setting up a session: which knobs to tune, and creating or resuming the experiment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from autotune.spec import Spec
+from autotune.store import Experiment, Store
+from autotune.tuner._tuner import TuningError
+from autotune.workloads import WorkloadDef
+
+
+@dataclass
+class KnobSelection:
+    names: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def select_knobs(
+    spec: Spec, requested: str | None, *, allow_unsafe: bool, restartable: bool
+) -> KnobSelection:
+    """The knobs to tune: all tunable ones, a comma list, or ``group:NAME`` from the spec.
+
+    Unsafe knobs are left out unless ``allow_unsafe``; naming one explicitly
+    without it is an error, not a silent drop. Restart-class knobs are left
+    out, with a note, when the target cannot be restarted.
+    """
+    notes: list[str] = []
+    explicit = requested is not None
+    if requested is None:
+        names = [name for name, knob in spec.knobs.items() if knob.tunable]
+    elif requested.startswith("group:"):
+        group = requested.removeprefix("group:")
+        if group not in spec.groups:
+            known = ", ".join(sorted(spec.groups)) or "none"
+            raise TuningError(f"--knobs: spec {spec.path} has no group {group!r} (groups: {known})")
+        names = list(spec.groups[group])
+    else:
+        names = [n.strip() for n in requested.split(",") if n.strip()]
+        unknown = [n for n in names if n not in spec.knobs]
+        if unknown:
+            raise TuningError(f"--knobs: unknown knob(s) {', '.join(unknown)} in {spec.path}")
+        fixed = [n for n in names if not spec.knobs[n].tunable]
+        if fixed:
+            raise TuningError(f"--knobs: {', '.join(fixed)} marked tunable: false in {spec.path}")
+    unsafe = [n for n in names if spec.knobs[n].safety == "unsafe"]
+    if unsafe and not allow_unsafe:
+        if explicit and not requested.startswith("group:"):  # type: ignore[union-attr]
+            raise TuningError(
+                f"--knobs: {', '.join(unsafe)} can lose committed data on a crash; "
+                "pass --allow-unsafe to tune them"
+            )
+        names = [n for n in names if n not in unsafe]
+        notes.append(f"left out unsafe knobs (use --allow-unsafe): {', '.join(unsafe)}")
+    restart = [n for n in names if spec.knobs[n].apply == "restart"]
+    if restart and not restartable:
+        names = [n for n in names if n not in restart]
+        notes.append(
+            "left out restart-class knobs (give --restart-command to tune them): "
+            + ", ".join(restart)
+        )
+    if not names:
+        raise TuningError("no knobs left to tune")
+    return KnobSelection(names, notes)
+
+
+@dataclass
+class SessionOptions:
+    name: str
+    optimizer: str
+    seed: int
+    duration_s: float | None
+    knobs: list[str]
+    allow_unsafe: bool
+    target: str
+    machine: dict[str, int]
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "knobs": self.knobs,
+            "duration_s": self.duration_s,
+            "allow_unsafe": self.allow_unsafe,
+            "target": self.target,
+            "machine": self.machine,
+        }
+
+
+def open_experiment(
+    store: Store, spec: Spec, workload: WorkloadDef, options: SessionOptions
+) -> tuple[Experiment, bool]:
+    """Create the experiment, or resume it if nothing that defines it has changed.
+
+    Returns (experiment, resumed).
+    """
+    existing = store.experiment(options.name)
+    if existing is None:
+        experiment = store.create_experiment(
+            name=options.name,
+            system=spec.system,
+            spec_content=spec.source,
+            spec_hash=spec.content_hash,
+            spec_path=spec.path,
+            workload_name=workload.name,
+            workload_content=workload.source,
+            workload_hash=workload.content_hash,
+            workload_path=str(workload.path),
+            objective_metric=workload.objective_metric,
+            direction=workload.direction,
+            optimizer=options.optimizer,
+            seed=options.seed,
+            settings=options.settings(),
+        )
+        return experiment, False
+    changed = []
+    if existing.spec_hash != spec.content_hash:
+        changed.append(f"the knob spec ({spec.path}) differs from the recorded one")
+    if existing.workload_hash != workload.content_hash:
+        changed.append(f"the workload ({workload.path}) differs from the recorded one")
+    recorded = existing.settings
+    for key, label in (("knobs", "--knobs"), ("duration_s", "--duration")):
+        if recorded.get(key) != options.settings()[key]:
+            changed.append(
+                f"{label} is {options.settings()[key]!r}, recorded {recorded.get(key)!r}"
+            )
+    if existing.optimizer != options.optimizer:
+        changed.append(f"--optimizer is {options.optimizer!r}, recorded {existing.optimizer!r}")
+    if existing.seed != options.seed:
+        changed.append(f"--seed is {options.seed}, recorded {existing.seed}")
+    if changed:
+        raise TuningError(
+            f"cannot resume experiment {options.name!r}: "
+            + "; ".join(changed)
+            + ". Start a new one with --experiment NEW_NAME."
+        )
+    return existing, True

@@ -1,0 +1,72 @@
+"""The workload seam: prepare data once per session, then run and measure per trial.
+
+Workload files are a user contract (see knob-spec.md); loading reports every
+problem at once, naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autotune.systems import System
+from autotune.systems._base import SystemError_
+
+
+class WorkloadError(SystemError_):
+    """A workload run that failed; ``log_excerpt`` holds the tool's output."""
+
+
+@dataclass(frozen=True)
+class WorkloadDef:
+    """A parsed workload file."""
+
+    name: str
+    system: str
+    kind: str
+    objective_metric: str
+    direction: str  # maximize | minimize
+    duration_s: float | None
+    warmup_s: float
+    params: dict[str, Any]
+    source: str
+    path: Path
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    def relative(self, value: str) -> Path:
+        """Files named in a workload are relative to the workload file's directory."""
+        return (self.path.parent / value).resolve()
+
+
+@dataclass
+class WorkloadResult:
+    metrics: dict[str, float]
+    warmup_s: float = 0.0
+    measure_s: float = 0.0
+    collect_s: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Phase = Callable[[str], None]
+
+
+class Workload(ABC):
+    """Something that loads a system and measures it."""
+
+    def __init__(self, definition: WorkloadDef) -> None:
+        self.definition = definition
+
+    @abstractmethod
+    def prepare(self, system: System) -> None:
+        """Load data; called once per session, before the baseline."""
+
+    @abstractmethod
+    def run(self, system: System, duration_s: float | None, phase: Phase) -> WorkloadResult:
+        """Warm up, then measure for ``duration_s`` (or the workload's own length)."""

@@ -1,0 +1,161 @@
+"""Load workload files into WorkloadDef and build the matching Workload."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autotune._resources import resolve
+from autotune.spec import SpecError, UnitError, load_yaml
+from autotune.spec._units import TIME_UNITS, Unit, parse_quantity
+from autotune.workloads._base import Workload, WorkloadDef
+
+COMMON_FIELDS = {"name", "system", "kind", "description", "objective", "duration", "warmup"}
+KIND_FIELDS: dict[str, set[str]] = {
+    "pgbench": {"builtin", "script", "scale", "clients", "threads", "mode"},
+    "sql-set": {"setup", "queries", "repeat", "warmup_rounds", "timeout"},
+}
+KIND_METRICS: dict[str, tuple[str, ...]] = {
+    "pgbench": ("tps", "latency_avg_ms", "latency_p95_ms", "latency_p99_ms"),
+    "sql-set": ("latency_avg_ms", "latency_p95_ms", "latency_p99_ms", "total_s", "qps"),
+}
+PGBENCH_BUILTINS = ("tpcb-like", "simple-update", "select-only")
+PGBENCH_MODES = ("simple", "extended", "prepared")
+_SECONDS = Unit("s", "time", TIME_UNITS["s"])
+
+
+def load_workload(name_or_path: str) -> WorkloadDef:
+    """A built-in workload by name, or a workload file; raise SpecError listing problems."""
+    try:
+        path = resolve("workloads", name_or_path)
+    except FileNotFoundError as exc:
+        raise SpecError([str(exc)]) from None
+    return parse_workload(path.read_text(), path)
+
+
+def parse_workload(text: str, path: Path) -> WorkloadDef:
+    problems: list[str] = []
+
+    def bad(fld: str, message: str) -> None:
+        problems.append(f"{path}: field {fld!r}: {message}")
+
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"{path}: a workload must be a mapping"])
+    for dup in data.pop("__duplicates__", []):
+        problems.append(f"{path}: {dup}")
+    kind = data.get("kind")
+    if kind not in KIND_FIELDS:
+        bad("kind", f"{kind!r} is not one of {', '.join(KIND_FIELDS)}")
+        raise SpecError(problems)
+    for key in sorted(set(data) - COMMON_FIELDS - KIND_FIELDS[kind], key=str):
+        bad(str(key), "unknown field")
+    name = data.get("name")
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_.-]+$", name):
+        bad("name", "missing or invalid (letters, digits, '-', '_', '.')")
+    system = data.get("system")
+    if not isinstance(system, str):
+        bad("system", "missing")
+    objective = data.get("objective")
+    metric, direction = "", "maximize"
+    if not isinstance(objective, dict) or not isinstance(objective.get("metric"), str):
+        bad("objective", "needs {metric: NAME, direction: maximize|minimize}")
+    else:
+        metric = objective["metric"]
+        direction = objective.get("direction", "maximize")
+        if metric not in KIND_METRICS[kind]:
+            bad("objective", f"metric {metric!r} is not one of {', '.join(KIND_METRICS[kind])}")
+        if direction not in ("maximize", "minimize"):
+            bad("objective", f"direction {direction!r} is not maximize or minimize")
+
+    def seconds(fld: str, default: float | None) -> float | None:
+        if fld not in data:
+            return default
+        try:
+            value = float(parse_quantity(data[fld], _SECONDS))
+        except UnitError as exc:
+            bad(fld, str(exc))
+            return default
+        if value < 0:
+            bad(fld, "must not be negative")
+        return value
+
+    def positive_int(fld: str, default: int) -> int:
+        value = data.get(fld, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            bad(fld, f"{value!r} is not a positive integer")
+            return default
+        return value
+
+    duration = seconds("duration", None)
+    warmup = seconds("warmup", 0.0) or 0.0
+    params: dict[str, Any] = {}
+    if kind == "pgbench":
+        if ("builtin" in data) == ("script" in data):
+            bad("builtin", "give exactly one of builtin or script")
+        if "builtin" in data and data["builtin"] not in PGBENCH_BUILTINS:
+            bad("builtin", f"{data['builtin']!r} is not one of {', '.join(PGBENCH_BUILTINS)}")
+        if "script" in data:
+            script = (path.parent / str(data["script"])).resolve()
+            if not script.is_file():
+                bad("script", f"file not found: {script}")
+            params["script"] = str(script)
+        else:
+            params["builtin"] = data.get("builtin")
+        params["scale"] = positive_int("scale", 1)
+        params["clients"] = positive_int("clients", 1)
+        params["threads"] = positive_int("threads", 1)
+        mode = data.get("mode", "simple")
+        if mode not in PGBENCH_MODES:
+            bad("mode", f"{mode!r} is not one of {', '.join(PGBENCH_MODES)}")
+        params["mode"] = mode
+        if duration is None:
+            duration = 30.0
+    else:
+        for fld in ("setup", "queries"):
+            if not isinstance(data.get(fld), str):
+                bad(fld, "missing (a path relative to the workload file)")
+        if isinstance(data.get("setup"), str):
+            setup = (path.parent / data["setup"]).resolve()
+            if not setup.is_file():
+                bad("setup", f"file not found: {setup}")
+            params["setup"] = str(setup)
+        if isinstance(data.get("queries"), str):
+            queries = sorted(path.parent.glob(data["queries"]))
+            if not queries:
+                bad("queries", f"no file matches {data['queries']!r}")
+            params["queries"] = [str(q.resolve()) for q in queries]
+        params["repeat"] = positive_int("repeat", 3)
+        params["warmup_rounds"] = data.get("warmup_rounds", 1)
+        if not isinstance(params["warmup_rounds"], int) or params["warmup_rounds"] < 0:
+            bad("warmup_rounds", "must be a whole number >= 0")
+        params["timeout_s"] = seconds("timeout", 300.0)
+    if problems:
+        raise SpecError(problems)
+    return WorkloadDef(
+        name=str(name),
+        system=str(system),
+        kind=str(kind),
+        objective_metric=metric,
+        direction=direction,
+        duration_s=duration,
+        warmup_s=warmup,
+        params=params,
+        source=text,
+        path=path,
+    )
+
+
+def make_workload(definition: WorkloadDef) -> Workload:
+    from autotune.workloads.pgbench import PgbenchWorkload
+    from autotune.workloads.sqlset import SqlSetWorkload
+
+    kinds: dict[str, Any] = {"pgbench": PgbenchWorkload, "sql-set": SqlSetWorkload}
+    workload: Workload = kinds[definition.kind](definition)
+    return workload
