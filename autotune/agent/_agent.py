@@ -74,9 +74,8 @@ class Agent:
         outcome.action = report.action
         outcome.not_applied = report.not_applied
         outcome.timings["apply_s"] = report.apply_s
-        outcome.timings[f"{report.action}_s" if report.action != "online" else "reload_s"] = (
-            report.restart_s
-        )
+        if report.action != "online":
+            outcome.timings[f"{report.action}_s"] = report.restart_s
         try:
             result = self.workload.run(self.system, self.duration_s, enter)
         except WorkloadError as exc:

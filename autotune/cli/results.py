@@ -13,6 +13,7 @@ from rich.table import Table
 
 from autotune.cli._common import StoreOption, console, fail, friendly, open_store
 from autotune.cli._format import formatted, render
+from autotune.cli.tune import _action
 from autotune.spec import parse_spec
 from autotune.store import default_url, upgrade
 from autotune.tuner import best_trial, summarize
@@ -116,7 +117,7 @@ def trials(
         table.add_column(col)
     for t in rows:
         values = formatted(spec, t.config)
-        action = "restart" if "restart_s" in t.timings else "reload"
+        action = _action(t)
         table.add_row(
             str(t.number) + (" (baseline)" if t.is_baseline else ""),
             "ok" if t.ok else "[red]failed[/]",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 import signal
 import threading
 import time
@@ -19,10 +20,18 @@ from autotune.cli._common import StoreOption, console, fail, friendly, open_stor
 from autotune.cli._format import formatted, render
 from autotune.optimizers import OPTIMIZERS, make_optimizer
 from autotune.space import Space
-from autotune.spec import Config, Machine, SpecError, load_spec
+from autotune.spec import Config, Machine, Spec, load_spec
 from autotune.store import Trial
 from autotune.systems.postgres import PostgresSystem, Sandbox
-from autotune.tuner import Events, SessionOptions, Summary, Tuner, open_experiment, select_knobs
+from autotune.tuner import (
+    Events,
+    SessionOptions,
+    Summary,
+    Tuner,
+    open_experiment,
+    select_knobs,
+    summarize,
+)
 from autotune.workloads import load_workload, make_workload
 
 
@@ -92,14 +101,22 @@ class _Progress(Events):
         ):
             pct = (trial.objective - baseline.objective) / abs(baseline.objective) * 100
             delta = f"  ({pct:+.1f}% vs baseline)"
-        action = "restart" if "restart_s" in trial.timings else "reload"
-        took = trial.timings.get(f"{action}_s", 0.0)
+        action = _action(trial)
+        took = f" {trial.timings[f'{action}_s']:.1f}s" if f"{action}_s" in trial.timings else ""
         console.print(
             f"trial {trial.number:>3}  ok  {self.objective}={trial.objective:.6g}{delta}"
-            f"  [dim]{action} {took:.1f}s  measure {trial.timings.get('measure_s', 0):.1f}s[/]"
+            f"  [dim]{action}{took}  measure {trial.timings.get('measure_s', 0):.1f}s[/]"
         )
         for name, problem in trial.not_applied.items():
             console.print(f"             [yellow]not applied:[/] {name}: {problem}")
+
+
+def _action(trial: Trial) -> str:
+    """How the trial's config took effect: restart, reload, or online (nothing to do)."""
+    for action in ("restart", "reload"):
+        if f"{action}_s" in trial.timings:
+            return action
+    return "online"
 
 
 class _Interrupted(Exception):
@@ -201,7 +218,7 @@ def tune(
         )
         if done >= trials:
             console.print(f"already {done} trials recorded; raise --trials to run more")
-            _print_summary(spec, _summary(st, exp), 0.0, 0.0)
+            _print_summary(spec, summarize(st, exp), 0.0, 0.0)
             return
         space = Space(spec, selection.names, machine)
         opt = make_optimizer(optimizer, space, seed)
@@ -233,7 +250,7 @@ def tune(
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 signal.signal(signal.SIGTERM, previous)
         if summary is None:
-            summary = _summary(st, exp)
+            summary = summarize(st, exp)
         _print_summary(spec, summary, time.monotonic() - t_session, agent.setup_s)
         if keep is not None:
             console.print("the best config was left applied (--apply-best)")
@@ -242,23 +259,12 @@ def tune(
             raise typer.Exit(130)
 
 
-def _summary(st: object, exp: object) -> Summary:
-    from autotune.tuner import summarize
-
-    return summarize(st, exp)  # type: ignore[arg-type]
-
-
 def _redact(dsn: str) -> str:
     """A DSN for the record, without its password."""
-    import re
-
     return re.sub(r"(password\s*=\s*)\S+|(://[^:/@]+:)[^@]+@", r"\1\2***@", dsn)
 
 
-def _print_summary(spec: object, s: Summary, wall_s: float, setup_s: float) -> None:
-    from autotune.spec import Spec
-
-    assert isinstance(spec, Spec)
+def _print_summary(spec: Spec, s: Summary, wall_s: float, setup_s: float) -> None:
     console.rule(f"summary: {s.experiment}")
     unit = f"{s.objective_metric} ({s.direction})"
     if s.baseline is not None and s.baseline.objective is not None:
@@ -267,12 +273,15 @@ def _print_summary(spec: object, s: Summary, wall_s: float, setup_s: float) -> N
         )
     if s.best is not None and s.best.objective is not None:
         pct = s.improvement_pct
-        imp = f"  {pct:+.1f}% vs baseline" if pct is not None else ""
-        console.print(f"best          {s.best.objective:.6g}{imp}  (trial {s.best.number})")
-        console.print(
-            "              [dim]single runs on a noisy host; repeat interleaved runs "
-            "before trusting a small gain[/]"
-        )
+        if s.best.is_baseline:
+            console.print(f"best          the baseline: no trial beat it (trial {s.best.number})")
+        else:
+            imp = f"  {pct:+.1f}% vs baseline" if pct is not None else ""
+            console.print(f"best          {s.best.objective:.6g}{imp}  (trial {s.best.number})")
+            console.print(
+                "              [dim]single runs on a noisy host; repeat interleaved runs "
+                "before trusting a small gain[/]"
+            )
     console.print(f"trials        {s.trials} done, {s.failed} failed")
     if s.measure_share is not None:
         extra = f"; session {wall_s:.0f}s incl. {setup_s:.0f}s setup" if wall_s else ""
@@ -285,10 +294,3 @@ def _print_summary(spec: object, s: Summary, wall_s: float, setup_s: float) -> N
         console.print(
             f"[dim]{len(changed)} knobs; also: autotune best {s.experiment} --format sql|json[/]"
         )
-
-
-def _check(spec_path: str) -> None:
-    try:
-        load_spec(spec_path)
-    except SpecError:
-        raise

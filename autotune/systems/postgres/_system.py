@@ -20,7 +20,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from autotune.spec import APPLY_RANK, Config, Knob, Spec, Unit, Value
+from autotune.spec import APPLY_RANK, Config, Knob, KnobValueError, Spec, Unit, Value
 from autotune.systems._base import ApplyReport, ConfigFailed, System, SystemError_
 from autotune.systems.postgres._sandbox import Sandbox
 
@@ -132,7 +132,27 @@ class PostgresSystem(System):
             self._original = {name: setting for name, setting in cur.fetchall()}
         self._original_text = self._read_auto_conf()
         self._good_text = self._original_text
-        self._good = {}
+        self._current = self._running_values()
+        self._good = dict(self._current)
+
+    def _running_values(self) -> dict[str, str]:
+        """The spec's knobs as the server runs them now, so unchanged ones are not re-set."""
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s)",
+                (list(self.spec.knobs),),
+            )
+            rows = cur.fetchall()
+        out = {}
+        for name, setting, unit in rows:
+            knob = self.spec.knobs[name]
+            try:
+                if knob.numeric and unit:
+                    setting = f"{float(setting) * Unit.parse(unit).base / knob.unit.base:.10g}"
+                out[name] = knob.format(knob.validate(setting))
+            except (KnobValueError, ValueError):
+                continue  # outside the spec's range: leave it to the first apply
+        return out
 
     def _where(self) -> str:
         params = self.conn_params()

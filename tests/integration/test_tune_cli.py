@@ -1,0 +1,210 @@
+"""``autotune tune`` end to end: real PostgreSQL, real pgbench, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autotune.store import Store
+from tests.conftest import DATA
+from tests.integration.pgutil import cli_env, postmasters_in, run_cli
+
+pytestmark = pytest.mark.pg
+
+TINY_TPCB = str(DATA / "workloads" / "tiny-tpcb.yaml")
+OLTP = ["--knobs", "shared_buffers,work_mem,random_page_cost,checkpoint_completion_target"]
+
+
+def trials_json(workdir: Path, name: str) -> list[dict[str, object]]:
+    out = run_cli(workdir, "trials", name, "--format", "json").stdout
+    data = json.loads(out)
+    assert isinstance(data, list)
+    return data
+
+
+def test_tune_records_trials_prints_best_and_resumes(workdir: Path) -> None:
+    result = run_cli(
+        workdir,
+        "tune", "--system", "postgres", "--workload", TINY_TPCB,
+        "--trials", "4", "--duration", "2", "--experiment", "smoke", *OLTP,
+    )  # fmt: skip
+    assert "summary: smoke" in result.stdout
+    assert "baseline" in result.stdout and "measuring" in result.stdout
+    trials = trials_json(workdir, "smoke")
+    assert [t["number"] for t in trials] == [1, 2, 3, 4]
+    assert trials[0]["baseline"] is True
+    for trial in trials:
+        assert set(trial["config"]) == {  # type: ignore[arg-type]
+            "shared_buffers", "work_mem", "random_page_cost", "checkpoint_completion_target",
+        }  # fmt: skip
+        if trial["status"] == "ok":
+            tps = trial["metrics"]["tps"]  # type: ignore[index]
+            assert isinstance(tps, float) and tps > 0
+            timings = trial["timings"]
+            for phase in ("apply_s", "warmup_s", "measure_s", "collect_s", "total_s"):
+                assert phase in timings  # type: ignore[operator]
+            assert timings["measure_s"] >= 2.0  # type: ignore[index]
+    assert sum(t["status"] == "ok" for t in trials) >= 3
+    # Distinct configs: the optimiser never proposes one twice.
+    assert len({json.dumps(t["config"], sort_keys=True) for t in trials}) == 4
+
+    conf = run_cli(workdir, "best", "smoke", "--format", "conf").stdout.strip().splitlines()
+    assert len(conf) == 4
+    assert all(re.match(r"^[a-z_]+ = \S+$", line) for line in conf), conf
+    sql = run_cli(workdir, "best", "smoke", "--format", "sql").stdout
+    assert sql.count("ALTER SYSTEM SET") == 4
+    best = json.loads(run_cli(workdir, "best", "smoke", "--format", "json").stdout)
+    ok = [t for t in trials if t["status"] == "ok"]
+    top = max(ok, key=lambda t: t["objective"])  # type: ignore[arg-type, return-value]
+    assert best["trial"] == top["number"]
+    csv_out = run_cli(workdir, "trials", "smoke", "--format", "csv").stdout.splitlines()
+    assert csv_out[0].startswith("number,status,baseline,objective")
+    assert len(csv_out) == 5
+    assert "smoke" in run_cli(workdir, "experiments").stdout
+
+    # Resume: same name, more trials; the first four are kept as they were.
+    result = run_cli(
+        workdir, "tune", "--system", "postgres", "--workload", TINY_TPCB,
+        "--trials", "5", "--experiment", "smoke",
+    )  # fmt: skip
+    assert "resuming experiment smoke" in result.stdout
+    again = trials_json(workdir, "smoke")
+    assert len(again) == 5
+    assert again[:4] == trials
+
+    # A changed workload is refused, by name.
+    changed = workdir / "tiny-tpcb.yaml"
+    changed.write_text(Path(TINY_TPCB).read_text().replace("clients: 2", "clients: 3"))
+    result = run_cli(
+        workdir, "tune", "--system", "postgres", "--workload", str(changed),
+        "--trials", "6", "--experiment", "smoke", check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "cannot resume experiment 'smoke'" in result.stderr
+    assert "workload" in result.stderr
+    assert len(trials_json(workdir, "smoke")) == 5
+
+
+def test_pgbench_select_workload(workdir: Path) -> None:
+    run_cli(
+        workdir, "tune", "--system", "postgres", "--workload",
+        str(DATA / "workloads" / "tiny-select.yaml"), "--trials", "3", "--duration", "1",
+        "--experiment", "select", "--knobs", "shared_buffers,random_page_cost",
+    )  # fmt: skip
+    trials = trials_json(workdir, "select")
+    assert len(trials) == 3
+    assert all(t["metrics"]["tps"] > 0 for t in trials if t["status"] == "ok")  # type: ignore[index]
+
+
+def test_analytic_query_set(workdir: Path) -> None:
+    result = run_cli(
+        workdir, "tune", "--system", "postgres", "--workload", "analytic",
+        "--trials", "3", "--duration", "1", "--experiment", "olap", "--knobs", "group:analytics",
+    )  # fmt: skip
+    assert "latency_p95_ms" in result.stdout
+    trials = trials_json(workdir, "olap")
+    assert len(trials) == 3
+    ok = [t for t in trials if t["status"] == "ok"]
+    assert ok and all(t["metrics"]["latency_p95_ms"] > 0 for t in ok)  # type: ignore[index]
+    assert all(t["metrics"]["queries"] >= 5 for t in ok)  # type: ignore[index]
+    best = json.loads(run_cli(workdir, "best", "olap", "--format", "json").stdout)
+    assert best["trial"] == min(ok, key=lambda t: t["objective"])["number"]  # type: ignore[arg-type,return-value]
+
+
+def test_poison_config_fails_the_trial_and_the_session_goes_on(workdir: Path) -> None:
+    result = run_cli(
+        workdir, "tune", "--system", str(DATA / "poison.yaml"), "--workload", TINY_TPCB,
+        "--trials", "6", "--duration", "1", "--optimizer", "random", "--seed", "1",
+        "--experiment", "poison",
+    )  # fmt: skip
+    trials = trials_json(workdir, "poison")
+    assert len(trials) == 6
+    failed = [t for t in trials if t["status"] == "failed"]
+    assert failed, "seed 1 samples shared_buffers above physical memory"
+    for trial in failed:
+        assert "did not start" in trial["error"]  # type: ignore[operator]
+        assert "shared memory" in trial["log_excerpt"]  # type: ignore[operator]
+    first_failure = failed[0]["number"]
+    assert any(t["status"] == "ok" and t["number"] > first_failure for t in trials), (
+        "a good config after a failure must run on the rolled-back server"
+    )
+    assert "FAILED" in result.stdout
+
+
+def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+        if text in line:
+            return seen
+    raise AssertionError(f"never saw {text!r}; output so far:\n{seen}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_mid_trial_cleans_up(workdir: Path, sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "autotune", "tune", "--system", "postgres",
+            "--workload", TINY_TPCB, "--trials", "20", "--duration", "20",
+            "--experiment", "interrupted", *OLTP,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=workdir,
+        env=cli_env(workdir),
+    )  # fmt: skip
+    try:
+        _wait_for(proc, "setup done", timeout=120)
+        assert list(workdir.glob("sandboxes/autotune-pg-*")), "the sandbox should exist now"
+        time.sleep(3)  # inside the baseline's pgbench run
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    assert not postmasters_in(workdir)
+    assert not list(workdir.glob("sandboxes/autotune-pg-*"))
+    store = Store(f"sqlite:///{workdir / 'store.db'}")
+    experiment = store.require_experiment("interrupted")
+    assert store.trials(experiment) == []  # the unfinished trial was not half-recorded
+    store.close()
+
+
+@pytest.mark.slow
+def test_builtin_tpcb_workload_file(workdir: Path) -> None:
+    """The shipped pgbench-tpcb (scale 10) as a user runs it, kept short."""
+    run_cli(
+        workdir, "tune", "--system", "postgres", "--workload", "pgbench-tpcb",
+        "--trials", "2", "--duration", "2", "--experiment", "builtin", "--knobs", "group:oltp",
+    )  # fmt: skip
+    trials = trials_json(workdir, "builtin")
+    assert len(trials) == 2 and trials[0]["status"] == "ok"
+
+
+def test_bad_input_gets_one_clear_error(workdir: Path) -> None:
+    result = run_cli(workdir, "tune", "--system", "nosuch", "--workload", TINY_TPCB, check=False)
+    assert result.returncode != 0
+    assert "unknown knob 'nosuch'" in result.stderr or "nosuch" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_cli(
+        workdir, "tune", "--system", "postgres", "--workload", TINY_TPCB,
+        "--knobs", "fsync", check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "--allow-unsafe" in result.stderr
+    assert "Traceback" not in result.stderr
