@@ -225,6 +225,7 @@ def tune(
         agent = Agent(target, make_workload(wl), duration)
         measure_s = duration or wl.duration_s or 30.0
         events = _Progress(trials, measure_s + wl.warmup_s + 2, wl.objective_metric)
+        tuner = Tuner(st, exp, space, opt, agent, events)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         t_session = time.monotonic()
         interrupted = False
@@ -235,7 +236,6 @@ def tune(
                 where = "managed sandbox" if dsn is None else _redact(dsn)
                 agent.start(lambda p: events.progress.console.print(f"{p} ({where})…"))
                 console.print(f"setup done in {agent.setup_s:.1f}s")
-                tuner = Tuner(st, exp, space, opt, agent, events)
                 summary = tuner.run(trials)
             if apply_best and summary.best is not None:
                 keep = summary.best.config
@@ -251,7 +251,7 @@ def tune(
                 signal.signal(signal.SIGTERM, previous)
         if summary is None:
             summary = summarize(st, exp)
-        _print_summary(spec, summary, time.monotonic() - t_session, agent.setup_s)
+        _print_summary(spec, summary, time.monotonic() - t_session, agent.setup_s, tuner.measured_s)
         if keep is not None:
             console.print("the best config was left applied (--apply-best)")
         if interrupted:
@@ -264,7 +264,9 @@ def _redact(dsn: str) -> str:
     return re.sub(r"(password\s*=\s*)\S+|(://[^:/@]+:)[^@]+@", r"\1\2***@", dsn)
 
 
-def _print_summary(spec: Spec, s: Summary, wall_s: float, setup_s: float) -> None:
+def _print_summary(
+    spec: Spec, s: Summary, wall_s: float, setup_s: float, session_measure_s: float = 0.0
+) -> None:
     console.rule(f"summary: {s.experiment}")
     unit = f"{s.objective_metric} ({s.direction})"
     if s.baseline is not None and s.baseline.objective is not None:
@@ -284,8 +286,14 @@ def _print_summary(spec: Spec, s: Summary, wall_s: float, setup_s: float) -> Non
             )
     console.print(f"trials        {s.trials} done, {s.failed} failed")
     if s.measure_share is not None:
-        extra = f"; session {wall_s:.0f}s incl. {setup_s:.0f}s setup" if wall_s else ""
-        console.print(f"measuring     {s.measure_share:.0%} of trial wall time{extra}")
+        line = f"measuring     {s.measure_share:.0%} of trial wall time"
+        if wall_s:
+            # This session only: on a resume, earlier trials were measured in another one.
+            line += (
+                f" (this session: {session_measure_s / wall_s:.0%} of {wall_s:.0f}s,"
+                f" incl. {setup_s:.0f}s setup and optimiser time)"
+            )
+        console.print(line)
     console.print(f"store         {s.store_url}")
     if s.best is not None:
         console.print("best config (postgresql.conf):")

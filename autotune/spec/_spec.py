@@ -140,7 +140,8 @@ class Knob:
         if self.type == "enum":
             return str(value)
         if value in self.special:
-            return str(value)  # e.g. -1 for "auto": a unit would change its meaning
+            # e.g. -1 for "auto": bare, since a unit would change its meaning.
+            return f"{value:g}" if isinstance(value, float) else str(value)
         if self.type == "integer":
             return format_quantity(int(value), self.unit)
         return f"{float(value):.6g}"

@@ -37,8 +37,14 @@ class Summary:
     best: Trial | None
     trials: int
     failed: int
-    measure_share: float | None  # share of trial wall time spent measuring
+    measure_s: float  # seconds spent measuring, over all trials
+    trial_s: float  # wall seconds of all trials, apply to collect
     store_url: str
+
+    @property
+    def measure_share(self) -> float | None:
+        """Share of trial wall time spent measuring."""
+        return self.measure_s / self.trial_s if self.trial_s > 0 else None
 
     @property
     def improvement_pct(self) -> float | None:
@@ -72,7 +78,8 @@ def summarize(store: Store, experiment: Experiment) -> Summary:
         best=best_trial(trials, experiment.direction),
         trials=len(trials),
         failed=sum(1 for t in trials if not t.ok),
-        measure_share=measured / total if total > 0 else None,
+        measure_s=measured,
+        trial_s=total,
         store_url=store.safe_url,
     )
 
@@ -108,6 +115,7 @@ class Tuner:
         self.optimizer = optimizer
         self.agent = agent
         self.events = events or Events()
+        self.measured_s = 0.0  # measuring time of the trials this tuner ran
 
     def _record(self, number: int, config: Config, outcome: TrialOutcome, baseline: bool) -> Trial:
         metric = self.experiment.objective_metric
@@ -131,6 +139,7 @@ class Tuner:
             log_excerpt=outcome.log_excerpt,
         )
         self.store.add_trial(self.experiment, trial)
+        self.measured_s += trial.timings.get("measure_s", 0.0)
         self.optimizer.tell(trial.config, loss_of(trial, self.experiment.direction))
         return trial
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -165,12 +166,14 @@ def test_interrupt_mid_trial_cleans_up(workdir: Path, sig: signal.Signals) -> No
         text=True,
         cwd=workdir,
         env=cli_env(workdir),
+        start_new_session=True,
     )  # fmt: skip
     try:
         _wait_for(proc, "setup done", timeout=120)
         assert list(workdir.glob("sandboxes/autotune-pg-*")), "the sandbox should exist now"
         time.sleep(3)  # inside the baseline's pgbench run
-        proc.send_signal(sig)
+        # Like Ctrl-C in a terminal: the whole process group (autotune and pgbench) gets it.
+        os.killpg(proc.pid, sig)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
