@@ -46,7 +46,7 @@ class GPOptimizer(Optimizer):
         xi: float = 0.01,
     ) -> None:
         super().__init__(space, seed)
-        self.n_init = n_init if n_init is not None else min(10, max(3, len(space) // 2 + 2))
+        self.n_init = n_init if n_init is not None else min(10, max(3, len(space) // 2 + 1))
         self.n_candidates = n_candidates
         self.n_local = n_local
         self.xi = xi
