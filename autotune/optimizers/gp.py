@@ -11,23 +11,25 @@ integer, enum and special values because every candidate is a real config.
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.stats import norm
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
 from autotune.optimizers._base import Optimizer
 from autotune.optimizers.lhs import lhs_design
 from autotune.space import Space
 from autotune.spec import Config
 
+if TYPE_CHECKING:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
 
 def expected_improvement(
     mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.01
 ) -> np.ndarray:
     """EI for minimisation (Jones et al., 1998)."""
+    from scipy.stats import norm
+
     std = np.maximum(std, 1e-12)
     z = (best - mean - xi) / std
     return np.asarray((best - mean - xi) * norm.cdf(z) + std * norm.pdf(z))
@@ -65,6 +67,11 @@ class GPOptimizer(Optimizer):
         return X, y
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
+        # scikit-learn loads in about a second: only sessions that fit a model pay for it.
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
         d = X.shape[1]
         kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
             length_scale=np.full(d, 0.5), length_scale_bounds=(1e-2, 1e2), nu=2.5

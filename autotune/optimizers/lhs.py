@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from scipy.stats import qmc
-
 from autotune.optimizers._base import Optimizer
 from autotune.space import Space
 from autotune.spec import Config
@@ -17,6 +15,8 @@ def lhs_design(space: Space, n: int, seed: int) -> list[Config]:
     """
     if n <= 0 or len(space) == 0:
         return []
+    from scipy.stats import qmc  # lazily: scipy.stats is slow to import
+
     sampler = qmc.LatinHypercube(d=len(space), seed=seed)
     points = sampler.random(n)
     out = []
