@@ -38,8 +38,9 @@ from autotune.workloads import load_workload, make_workload
 class _Progress(Events):
     """A progress bar per trial and one line per finished trial."""
 
-    def __init__(self, n_trials: int, expected_s: float, objective: str) -> None:
+    def __init__(self, n_trials: int, expected_s: float, objective: str, direction: str) -> None:
         self.n_trials = n_trials
+        self.direction = direction
         self.expected_s = expected_s
         self.objective = objective
         self.progress = Progress(
@@ -99,8 +100,7 @@ class _Progress(Events):
             and trial.objective is not None
             and not trial.is_baseline
         ):
-            pct = (trial.objective - baseline.objective) / abs(baseline.objective) * 100
-            delta = f"  ({pct:+.1f}% vs baseline)"
+            delta = f"  ({_change(trial.objective, baseline.objective, self.direction)})"
         action = _action(trial)
         took = f" {trial.timings[f'{action}_s']:.1f}s" if f"{action}_s" in trial.timings else ""
         console.print(
@@ -109,6 +109,13 @@ class _Progress(Events):
         )
         for name, problem in trial.not_applied.items():
             console.print(f"             [yellow]not applied:[/] {name}: {problem}")
+
+
+def _change(value: float, baseline: float, direction: str) -> str:
+    """The metric's change from the baseline, and whether that is better or worse."""
+    pct = (value - baseline) / abs(baseline) * 100
+    better = pct > 0 if direction == "maximize" else pct < 0
+    return f"{pct:+.1f}% vs baseline, {'better' if better else 'worse'}"
 
 
 def _action(trial: Trial) -> str:
@@ -224,7 +231,7 @@ def tune(
         opt = make_optimizer(optimizer, space, seed)
         agent = Agent(target, make_workload(wl), duration)
         measure_s = duration or wl.duration_s or 30.0
-        events = _Progress(trials, measure_s + wl.warmup_s + 2, wl.objective_metric)
+        events = _Progress(trials, measure_s + wl.warmup_s + 2, wl.objective_metric, wl.direction)
         tuner = Tuner(st, exp, space, opt, agent, events)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         t_session = time.monotonic()
@@ -278,7 +285,11 @@ def _print_summary(
         if s.best.is_baseline:
             console.print(f"best          the baseline: no trial beat it (trial {s.best.number})")
         else:
-            imp = f"  {pct:+.1f}% vs baseline" if pct is not None else ""
+            imp = (
+                f"  {abs(pct):.1f}% {'better' if pct >= 0 else 'worse'} than the baseline"
+                if pct is not None
+                else ""
+            )
             console.print(f"best          {s.best.objective:.6g}{imp}  (trial {s.best.number})")
             console.print(
                 "              [dim]single runs on a noisy host; repeat interleaved runs "
