@@ -6,16 +6,27 @@ import json
 import re
 from typing import Any
 
-from autotune.spec import Config, Spec
+from autotune.spec import Config, Machine, Spec, parse_spec
+from autotune.store import Experiment
 
 _PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
+def recorded_spec(experiment: Experiment) -> Spec:
+    """The experiment's spec as recorded, resolved on the machine it was tuned on."""
+    machine = experiment.settings.get("machine")
+    host = Machine(**machine) if isinstance(machine, dict) else None
+    return parse_spec(experiment.spec_content, experiment.spec_path, host)
+
+
 def formatted(spec: Spec, config: Config) -> dict[str, str]:
+    """Each value as the system reads it; a name the spec does not know is refused."""
     out = {}
     for name, value in config.items():
         knob = spec.knobs.get(name)
-        out[name] = knob.format(value) if knob is not None else str(value)
+        if knob is None:
+            raise ValueError(f"knob {name!r} is not in spec {spec.path}")
+        out[name] = knob.format(knob.validate(value))
     return out
 
 

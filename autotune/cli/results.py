@@ -12,9 +12,8 @@ import typer
 from rich.table import Table
 
 from autotune.cli._common import StoreOption, console, fail, friendly, open_store
-from autotune.cli._format import formatted, render
+from autotune.cli._format import formatted, recorded_spec, render
 from autotune.cli.tune import _action
-from autotune.spec import parse_spec
 from autotune.store import default_url, upgrade
 from autotune.tuner import best_trial, summarize
 
@@ -78,7 +77,7 @@ def trials(
     with open_store(store) as st:
         experiment = st.require_experiment(name)
         rows = st.trials(experiment)
-    spec = parse_spec(experiment.spec_content, experiment.spec_path)
+    spec = recorded_spec(experiment)
     if format is TrialFormat.json:
         console.print_json(json.dumps([t.to_json() for t in rows]))
         return
@@ -144,7 +143,7 @@ def best(
     if top is None:
         fail(f"experiment {name!r} has no successful trial yet")
         return
-    spec = parse_spec(experiment.spec_content, experiment.spec_path)
+    spec = recorded_spec(experiment)
     baseline = next((t for t in rows if t.is_baseline and t.ok), None)
     meta = {
         "experiment": experiment.name,

@@ -37,9 +37,11 @@ class Optimizer(ABC):
     def seen(self) -> set[tuple[object, ...]]:
         return {self.space.key(c) for c, _ in self.history_}
 
-    def _fresh(self, candidates: list[Config], n: int) -> list[Config]:
+    def _fresh(
+        self, candidates: list[Config], n: int, exclude: list[Config] | None = None
+    ) -> list[Config]:
         """Keep the first ``n`` candidates that are new, falling back to random ones."""
-        seen = self.seen()
+        seen = self.seen() | {self.space.key(c) for c in exclude or []}
         out: list[Config] = []
         for config in candidates:
             key = self.space.key(config)

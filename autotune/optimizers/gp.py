@@ -71,6 +71,7 @@ class GPOptimizer(Optimizer):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+        from threadpoolctl import threadpool_limits
 
         d = X.shape[1]
         kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
@@ -82,7 +83,8 @@ class GPOptimizer(Optimizer):
             n_restarts_optimizer=2,
             random_state=int(self.rng.integers(2**31)),
         )
-        with warnings.catch_warnings():
+        # One BLAS thread: on small hosts threads fight over cores and fits get ~5x slower.
+        with warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X, y)
         return model
@@ -121,7 +123,7 @@ class GPOptimizer(Optimizer):
         seen = self.seen() | {self.space.key(c) for c in picked}
         candidates = [c for c in candidates if self.space.key(c) not in seen]
         if not candidates:
-            return self._fresh([], 1)[0]
+            return self._fresh([], 1, exclude=picked)[0]
         mean, std = model.predict(self.space.encode_many(candidates), return_std=True)
         ei = expected_improvement(mean, std, best, self.xi)
         return candidates[int(np.argmax(ei))]

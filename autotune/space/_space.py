@@ -74,6 +74,7 @@ class Space:
     def from_unit(self, u: Sequence[float] | np.ndarray) -> Config:
         config: Config = {}
         for knob, x in zip(self.knobs, u, strict=True):
+            x = min(max(float(x), 0.0), 1.0)
             if knob.type == "enum":
                 config[knob.name] = knob.values[
                     min(int(x * len(knob.values)), len(knob.values) - 1)

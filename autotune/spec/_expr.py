@@ -33,7 +33,7 @@ class ExprError(ValueError):
 _TOKEN_RE = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<number>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?P<suffix>[A-Za-z]+|%)?
+  | (?P<number>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?:\s*(?P<suffix>(?:[kMGT]?B|us|ms|s|min|h|d|x)\b|%))?
   | (?P<name>[A-Za-z_][A-Za-z0-9_.]*)
   | (?P<op><=|>=|==|!=|<|>|[-+*/()])
     """,
@@ -81,6 +81,9 @@ def _tokenize(text: str) -> list[_Tok]:
             number = float(m.group("number"))
             suffix = m.group("suffix")
             if suffix is None:
+                glued = re.match(r"[A-Za-z_]\w*", text[m.end() :])
+                if glued:
+                    raise ExprError(f"unknown unit {glued.group(0)!r} at position {m.end()}")
                 tokens.append(_Tok("number", m.group(0), number, pos=pos))
             elif suffix in MEMORY_UNITS:
                 tokens.append(_Tok("number", m.group(0), number * MEMORY_UNITS[suffix], pos=pos))

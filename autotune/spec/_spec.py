@@ -204,33 +204,40 @@ class _Problems:
         self.lines.append(": ".join([*where, message]))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses duplicate keys instead of keeping the last."""
+@dataclass(frozen=True)
+class Duplicate:
+    """A key given twice in one YAML mapping: YAML would silently keep the last."""
+
+    path: tuple[str, ...]  # keys leading to the mapping, then the duplicated key
+    line: int
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
-    duplicates: list[str] = []
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            duplicates.append(f"duplicate key {key!r} on line {key_node.start_mark.line + 1}")
-        seen[key] = 1
-    mapping = loader.construct_mapping(node)
-    if duplicates:
-        mapping.setdefault("__duplicates__", []).extend(duplicates)
-    return mapping
+def _duplicates(node: yaml.Node, path: tuple[str, ...], out: list[Duplicate]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                out.append(Duplicate((*path, key), key_node.start_mark.line + 1))
+            seen.add(key)
+            _duplicates(value_node, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicates(item, (*path, str(i)), out)
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
-def load_yaml(text: str) -> Any:
-    """Parse YAML safely, recording duplicate keys under ``__duplicates__``."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+def load_yaml(text: str) -> tuple[Any, list[Duplicate]]:
+    """Parse YAML safely; also return every duplicate key, at any depth, with its path."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        found: list[Duplicate] = []
+        _duplicates(node, (), found)
+        return loader.construct_document(node), found
+    finally:
+        loader.dispose()
 
 
 def load_spec(path: str | Path, machine: Machine | None = None) -> Spec:
@@ -247,13 +254,20 @@ def parse_spec(text: str, path: str = "<memory>", machine: Machine | None = None
     machine = machine or Machine.local()
     problems = _Problems(path)
     try:
-        data = load_yaml(text)
+        data, duplicates = load_yaml(text)
     except yaml.YAMLError as exc:
         raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise SpecError([f"{path}: a spec must be a mapping with 'system' and 'knobs'"])
-    for dup in data.pop("__duplicates__", []):
-        problems.add(dup)
+    for dup in duplicates:
+        if dup.path[0] == "knobs" and len(dup.path) == 2:
+            problems.add(f"duplicate knob {dup.path[1]!r} on line {dup.line}", fld="knobs")
+        elif dup.path[0] == "knobs" and len(dup.path) >= 3:
+            problems.add(
+                f"duplicate key on line {dup.line}", knob=dup.path[1], fld=".".join(dup.path[2:])
+            )
+        else:
+            problems.add(f"duplicate key on line {dup.line}", fld=".".join(dup.path))
     for key in sorted(set(data) - SPEC_FIELDS, key=str):
         problems.add(f"unknown field {key!r}", fld=str(key))
     system = data.get("system")
@@ -265,8 +279,6 @@ def parse_spec(text: str, path: str = "<memory>", machine: Machine | None = None
     if not isinstance(raw_knobs, dict) or not raw_knobs:
         problems.add("'knobs' must be a non-empty mapping", fld="knobs")
         raw_knobs = {}
-    for dup in raw_knobs.pop("__duplicates__", []):
-        problems.add(dup.replace("duplicate key", "duplicate knob"), fld="knobs")
     for name, raw in raw_knobs.items():
         knob = _parse_knob(str(name), raw, machine, problems)
         if knob is not None:
@@ -298,7 +310,6 @@ def parse_spec(text: str, path: str = "<memory>", machine: Machine | None = None
     if not isinstance(raw_groups, dict):
         problems.add("must map a group name to a list of knobs", fld="groups")
         raw_groups = {}
-    raw_groups.pop("__duplicates__", None)
     for group, members in raw_groups.items():
         where = f"groups.{group}"
         if not isinstance(members, list) or not members:
@@ -331,6 +342,10 @@ def parse_spec(text: str, path: str = "<memory>", machine: Machine | None = None
     return spec
 
 
+def _relative(bound: object) -> bool:
+    return isinstance(bound, str) and ("memory" in bound or "cpus" in bound)
+
+
 def _parse_knob(name: str, raw: object, machine: Machine, problems: _Problems) -> Knob | None:
     start = len(problems.lines)
     if not NAME_RE.match(name):
@@ -338,8 +353,6 @@ def _parse_knob(name: str, raw: object, machine: Machine, problems: _Problems) -
     if not isinstance(raw, dict):
         problems.add("must be a mapping of fields", knob=name)
         return None
-    for dup in raw.pop("__duplicates__", []):
-        problems.add(dup, knob=name)
     for key in sorted(set(raw) - KNOB_FIELDS, key=str):
         problems.add("unknown field", knob=name, fld=str(key))
 
@@ -427,6 +440,13 @@ def _parse_knob(name: str, raw: object, machine: Machine, problems: _Problems) -
         except UnitError as exc:
             problems.add(str(exc), knob=name, fld="special")
             continue
+        if ktype == "integer" and q.denominator != 1:
+            problems.add(
+                f"{item!r} is not a whole number of {unit.text or 'units'}",
+                knob=name,
+                fld="special",
+            )
+            continue
         special.append(int(q) if ktype == "integer" else float(q))
     if lo is None or hi is None or default_q is None:
         return None
@@ -438,6 +458,12 @@ def _parse_knob(name: str, raw: object, machine: Machine, problems: _Problems) -
                 knob=name,
                 fld="default",
             )
+    # A machine-relative bound ("75% memory") may exclude the default on a small
+    # host; the default stays a valid baseline there, so the range grows to hold it.
+    if _relative(raw["max"]) and default_q > hi and default_q not in special:
+        hi = default_q
+    if _relative(raw["min"]) and default_q < lo and default_q not in special:
+        lo = default_q
     if lo > hi:
         problems.add(f"min {raw['min']!r} is greater than max {raw['max']!r}", knob=name, fld="min")
     elif not (lo <= default_q <= hi) and default_q not in special:

@@ -6,6 +6,7 @@ accepts, as in the PostgreSQL docs section 20.1.1 "Parameter Names and Values".
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,6 +34,9 @@ _NATIVE_RE = re.compile(r"^(\d+)?\s*([A-Za-z]+)$")
 _QUANTITY_RE = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*$")
 _PERCENT_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*memory\s*$")
 _TIMES_CPUS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*cpus\s*$")
+
+
+_LIMIT = Fraction(10) ** 30  # far beyond any knob; keeps float() from overflowing
 
 
 class UnitError(ValueError):
@@ -85,6 +89,8 @@ def parse_quantity(value: object, unit: Unit, machine: Machine | None = None) ->
     if isinstance(value, int):
         return Fraction(value)
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise UnitError(f"{value!r} is not a finite number")
         # Through repr, so YAML's 0.9 is exactly 9/10 and not its binary neighbour.
         return Fraction(repr(value))
     if not isinstance(value, str):
@@ -107,6 +113,8 @@ def parse_quantity(value: object, unit: Unit, machine: Machine | None = None) ->
     if not m:
         raise UnitError(f"cannot read {value!r} as a quantity")
     number = Fraction(m.group(1))
+    if abs(number) > _LIMIT:
+        raise UnitError(f"{value!r} is too large")
     suffix = m.group(2)
     if not suffix:
         return number

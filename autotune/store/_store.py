@@ -7,6 +7,7 @@ touched silently, the error names the upgrade command (as Optuna does).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -115,13 +116,24 @@ def _alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
+def _hide_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return "<unparseable URL>"
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        engine = create_engine(url)
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":
+            # SQLAlchemy 2.1 defaults to psycopg 3; psycopg2 is what autotune ships with.
+            parsed = parsed.set(drivername="postgresql+psycopg2")
+        engine = create_engine(parsed)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise StoreError(f"cannot open store {url!r}: {exc}") from None
+        raise StoreError(f"cannot open store {_hide_password(url)}: {exc}") from None
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -170,10 +182,15 @@ class Store:
         if current is None and not tables & {"experiments", "trials"}:
             upgrade(self.url)  # a new, empty store
             return
-        known = {rev.revision for rev in script.walk_revisions()}
-        if current is None or current in known:
+        if current is None:
             raise StoreError(
-                f"store {self.safe_url} uses an older schema ({current or 'unversioned'}; "
+                f"store {self.safe_url} has tables but no autotune schema version: it was not "
+                "made by autotune; give --store a new database"
+            )
+        known = {rev.revision for rev in script.walk_revisions()}
+        if current in known:
+            raise StoreError(
+                f"store {self.safe_url} uses an older schema ({current}; "
                 f"this autotune needs {head}); back it up, then run: "
                 f"autotune store upgrade --store {self.safe_url}"
             )
@@ -289,6 +306,13 @@ class Store:
     # -- trials -----------------------------------------------------------------------
     def add_trial(self, experiment: Experiment, trial: Trial) -> None:
         """Record a trial with its metrics in one transaction: whole or not at all."""
+        for name, value in trial.metrics.items():
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise StoreError(
+                    f"trial {trial.number}: metric {name!r} is {value!r}, not a number"
+                )
+        if trial.objective is not None and not math.isfinite(trial.objective):
+            raise StoreError(f"trial {trial.number}: objective is {trial.objective!r}")
         try:
             with self._session() as session:
                 row = TrialRow(
@@ -308,10 +332,12 @@ class Store:
                 )
                 row.metrics = [MetricRow(name=k, value=float(v)) for k, v in trial.metrics.items()]
                 session.add(row)
-        except IntegrityError:
-            raise StoreError(
-                f"trial {trial.number} of {experiment.name!r} is already recorded"
-            ) from None
+        except IntegrityError as exc:
+            if any(t.number == trial.number for t in self.trials(experiment)):
+                raise StoreError(
+                    f"trial {trial.number} of {experiment.name!r} is already recorded"
+                ) from None
+            raise StoreError(f"cannot record trial {trial.number}: {exc.orig}") from None
 
     def trials(self, experiment: Experiment) -> list[Trial]:
         with self._session() as session:

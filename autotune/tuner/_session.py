@@ -35,7 +35,10 @@ def select_knobs(
         if group not in spec.groups:
             known = ", ".join(sorted(spec.groups)) or "none"
             raise TuningError(f"--knobs: spec {spec.path} has no group {group!r} (groups: {known})")
-        names = list(spec.groups[group])
+        names = [n for n in spec.groups[group] if spec.knobs[n].tunable]
+        fixed = [n for n in spec.groups[group] if not spec.knobs[n].tunable]
+        if fixed:
+            notes.append(f"left out knobs marked tunable: false: {', '.join(fixed)}")
     else:
         names = [n.strip() for n in requested.split(",") if n.strip()]
         unknown = [n for n in names if n not in spec.knobs]

@@ -147,7 +147,8 @@ class Tuner:
         trials = self.store.trials(self.experiment)
         for trial in trials:
             self.optimizer.tell(trial.config, loss_of(trial, self.experiment.direction))
-        baseline = next((t for t in trials if t.is_baseline), None)
+        # A failed baseline (say, the server was down) is run again on resume.
+        baseline = next((t for t in trials if t.is_baseline and t.ok), None)
         number = max((t.number for t in trials), default=0)
         while number < n_trials and not should_stop():
             number += 1

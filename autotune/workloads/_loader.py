@@ -43,13 +43,13 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
         problems.append(f"{path}: field {fld!r}: {message}")
 
     try:
-        data = load_yaml(text)
+        data, duplicates = load_yaml(text)
     except yaml.YAMLError as exc:
         raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise SpecError([f"{path}: a workload must be a mapping"])
-    for dup in data.pop("__duplicates__", []):
-        problems.append(f"{path}: {dup}")
+    for dup in duplicates:
+        bad(".".join(dup.path), f"duplicate key on line {dup.line}")
     kind = data.get("kind")
     if kind not in KIND_FIELDS:
         bad("kind", f"{kind!r} is not one of {', '.join(KIND_FIELDS)}")
@@ -82,8 +82,8 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
         except UnitError as exc:
             bad(fld, str(exc))
             return default
-        if value < 0:
-            bad(fld, "must not be negative")
+        if value < 0 or (fld == "duration" and value == 0):
+            bad(fld, "must be positive" if fld == "duration" else "must not be negative")
         return value
 
     def positive_int(fld: str, default: int) -> int:

@@ -12,7 +12,7 @@ import pytest
 from autotune.spec import Machine, Spec, parse_spec
 from autotune.store import Experiment, Store, Trial
 from autotune.workloads import WorkloadDef, parse_workload
-from unit._support import MACHINE, ROOT, T0, TOY_SPEC, TOY_WORKLOAD
+from tests.unit._support import MACHINE, ROOT, T0, TOY_SPEC, TOY_WORKLOAD
 
 
 @pytest.fixture
@@ -114,3 +114,12 @@ def make_trial() -> Callable[..., Trial]:
         return Trial(**values)
 
     return make
+
+
+@pytest.fixture
+def one_blas_thread() -> Iterator[None]:
+    """GP fits are many tiny BLAS calls; threads only add overhead (5x slower on 2 CPUs)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

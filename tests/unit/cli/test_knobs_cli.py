@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from autotune.cli import app
 from autotune.spec import Machine
-from unit._support import MACHINE, ROOT
+from tests.unit._support import MACHINE, ROOT
 
 BROKEN = ROOT / "tests" / "data" / "broken"
 POSTGRES = ROOT / "knobs" / "postgres.yaml"
@@ -222,8 +222,10 @@ def test_show_lists_knobs_with_resolved_bounds_and_safety(fixed_machine: Machine
     out = result.stdout
     for name in ("shared_buffers", "fsync", "synchronous_commit", "full_page_writes", "jit"):
         assert name in out
-    # 25% of 16 GiB, formatted back in the largest exact unit
-    assert "4GB" in out
+    (row,) = [line for line in out.splitlines() if "│ shared_buffers " in line]
+    assert "32MB" in row  # min
+    assert "4GB" in row  # max: 25% of 16 GiB, in the largest exact unit
+    assert "restart" in row
     assert "unsafe" in out
     assert "constraint: min_wal_size <= max_wal_size" in out
     assert "group oltp:" in out

@@ -1,0 +1,144 @@
+"""Rendering configs as postgresql.conf lines, ALTER SYSTEM statements and JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from autotune.cli._format import formatted, quote_literal, render
+from autotune.spec import Config, Spec
+
+INJECTION = "'; DROP TABLE x; --"
+
+
+def test_quote_literal_doubles_single_quotes() -> None:
+    assert quote_literal("on") == "'on'"
+    assert quote_literal("") == "''"
+    assert quote_literal("it's") == "'it''s'"
+    assert quote_literal("''") == "''''''"
+    assert quote_literal(INJECTION) == "'''; DROP TABLE x; --'"
+
+
+@pytest.mark.parametrize("text", [INJECTION, "a'b'c", "'", "x' OR '1'='1", "\\'; SELECT 1; --"])
+def test_quote_literal_always_yields_one_closed_literal(text: str) -> None:
+    quoted = quote_literal(text)
+    assert quoted.startswith("'") and quoted.endswith("'")
+    inner = quoted[1:-1]
+    # every quote inside is doubled: removing the pairs leaves no quote that could close it
+    assert "'" not in inner.replace("''", "")
+    assert inner.replace("''", "'") == text
+
+
+@pytest.fixture
+def config() -> Config:
+    return {
+        "buffers": 16384,
+        "mem": 4096,
+        "ratio": 0.25,
+        "auto": -1,
+        "flush": 0,
+        "mode": "b",
+        "jit": False,
+    }
+
+
+def test_formatted_uses_units_and_bare_special_values(toy_spec: Spec, config: Config) -> None:
+    assert formatted(toy_spec, config) == {
+        "buffers": "128MB",
+        "mem": "4MB",
+        "ratio": "0.25",
+        "auto": "-1",
+        "flush": "0",
+        "mode": "b",
+        "jit": "off",
+    }
+
+
+def test_render_conf(toy_spec: Spec, config: Config) -> None:
+    assert render(toy_spec, config, "conf").splitlines() == [
+        "buffers = '128MB'",
+        "mem = '4MB'",
+        "ratio = 0.25",
+        "auto = -1",
+        "flush = 0",
+        "mode = 'b'",
+        "jit = 'off'",
+    ]
+
+
+def test_render_sql(toy_spec: Spec, config: Config) -> None:
+    assert render(toy_spec, config, "sql").splitlines() == [
+        """ALTER SYSTEM SET "buffers" = '128MB';""",
+        """ALTER SYSTEM SET "mem" = '4MB';""",
+        """ALTER SYSTEM SET "ratio" = '0.25';""",
+        """ALTER SYSTEM SET "auto" = '-1';""",
+        """ALTER SYSTEM SET "flush" = '0';""",
+        """ALTER SYSTEM SET "mode" = 'b';""",
+        """ALTER SYSTEM SET "jit" = 'off';""",
+        "SELECT pg_reload_conf();",
+    ]
+
+
+def test_render_json(toy_spec: Spec, config: Config) -> None:
+    data = json.loads(render(toy_spec, config, "json", {"experiment": "e", "trial": 3}))
+    assert data["experiment"] == "e"
+    assert data["trial"] == 3
+    assert data["config"]["buffers"] == "128MB"
+    assert data["native"] == config
+
+
+def test_render_unknown_format(toy_spec: Spec, config: Config) -> None:
+    with pytest.raises(ValueError, match="unknown format 'yaml'"):
+        render(toy_spec, config, "yaml")
+
+
+def test_render_refuses_a_value_with_sql_metacharacters(toy_spec: Spec) -> None:
+    """A value read back from a store is validated again before it is rendered."""
+    for fmt in ("sql", "conf", "json"):
+        with pytest.raises(ValueError, match="not one of"):
+            render(toy_spec, {"mode": INJECTION}, fmt)
+    assert quote_literal(INJECTION) == "'''; DROP TABLE x; --'"
+
+
+def test_the_real_values_a_knob_accepts_are_never_metacharacters(postgres_spec: Spec) -> None:
+    knob = postgres_spec.knobs["synchronous_commit"]
+    rendered = render(postgres_spec, {"synchronous_commit": knob.validate("off")}, "sql")
+    assert rendered.splitlines()[0] == """ALTER SYSTEM SET "synchronous_commit" = 'off';"""
+
+
+_QUOTED = re.compile("'(?:[^']|'')*'" + '|"(?:[^"]|"")*"')
+_CONF_LINE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]* = (-?\d+(\.\d+)?|'(?:[^']|'')*')$")
+EVIL_NAMES = ['x" = 1; DROP TABLE t; --', "x = 1\nfsync", "x; DROP TABLE t"]
+
+
+def sql_skeleton(sql: str) -> str:
+    """The statement with every quoted identifier and literal removed."""
+    return _QUOTED.sub("Q", sql)
+
+
+def test_sql_skeleton_of_a_safe_rendering(toy_spec: Spec, config: Config) -> None:
+    skeleton = sql_skeleton(render(toy_spec, config, "sql"))
+    assert skeleton == "ALTER SYSTEM SET Q = Q;\n" * len(config) + "SELECT pg_reload_conf();"
+
+
+@pytest.mark.parametrize("name", EVIL_NAMES)
+def test_render_sql_never_pastes_an_unknown_name(toy_spec: Spec, name: str) -> None:
+    """A config read back from a store may name anything; a name must not break out."""
+    try:
+        out = render(toy_spec, {name: "1", "mem": 4096}, "sql")
+    except (KeyError, ValueError):
+        return  # refusing a knob the spec does not know is fine
+    assert sql_skeleton(out) == "ALTER SYSTEM SET Q = Q;\n" * 2 + "SELECT pg_reload_conf();", out
+
+
+@pytest.mark.parametrize("name", EVIL_NAMES)
+def test_render_conf_never_pastes_an_unknown_name(toy_spec: Spec, name: str) -> None:
+    try:
+        out = render(toy_spec, {name: "1", "mem": 4096}, "conf")
+    except (KeyError, ValueError):
+        return
+    lines = out.splitlines()
+    assert len(lines) == 2, out
+    assert all(_CONF_LINE.match(line) for line in lines), out

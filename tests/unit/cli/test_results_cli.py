@@ -1,0 +1,191 @@
+"""`autotune experiments | trials | best` over a store in tmp_path."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from autotune.cli import app
+from autotune.spec import Machine
+from autotune.store import Experiment, Store, Trial
+from tests.unit._support import MACHINE, ROOT
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "250"}
+
+
+@pytest.fixture(autouse=True)
+def fixed_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Machine, "local", classmethod(lambda cls: MACHINE))
+
+
+@pytest.fixture
+def filled(
+    store: Store,
+    make_experiment: Callable[..., Experiment],
+    make_trial: Callable[..., Trial],
+) -> Experiment:
+    exp = make_experiment("bench", settings={"knobs": ["mem", "mode", "jit"], "duration_s": 1.0})
+    base = {"mem": 4096, "mode": "a", "jit": True}
+    store.add_trial(
+        exp,
+        make_trial(
+            1,
+            100.0,
+            baseline=True,
+            config=base,
+            metrics={"tps": 100.0, "latency_p95_ms": 9.5},
+            timings={"measure_s": 2.0, "total_s": 3.0, "reload_s": 0.1},
+        ),
+    )
+    store.add_trial(
+        exp,
+        make_trial(
+            2,
+            150.0,
+            config={"mem": 65536, "mode": "b", "jit": False},
+            metrics={"tps": 150.0, "latency_p95_ms": 7.0},
+        ),
+    )
+    store.add_trial(
+        exp,
+        make_trial(3, None, "failed", config={"mem": 64, "mode": "c", "jit": True}, error="boom"),
+    )
+    return exp
+
+
+def invoke(*args: str, store_url: str) -> Any:
+    return runner.invoke(app, [*args, "--store", store_url], env=WIDE)
+
+
+def test_experiments_lists_progress_and_best(filled: Experiment, store_url: str) -> None:
+    result = invoke("experiments", store_url=store_url)
+    assert result.exit_code == 0, result.output
+    (row,) = [line for line in result.stdout.splitlines() if "bench" in line]
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[:8] == ["bench", "toy", "toy-bench", "tps (max)", "3", "1", "100", "150"]
+
+
+def test_trials_csv(filled: Experiment, store_url: str) -> None:
+    result = invoke("trials", "bench", "--format", "csv", store_url=store_url)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["number"] for r in rows] == ["1", "2", "3"]
+    assert rows[0]["baseline"] == "True"
+    assert rows[1]["objective"] == "150.0"
+    assert rows[1]["mem"] == "64MB"  # formatted in the knob's units
+    assert rows[1]["jit"] == "off"
+    assert rows[0]["latency_p95_ms"] == "9.5"
+    assert rows[2]["status"] == "failed"
+    assert rows[2]["error"] == "boom"
+
+
+def test_trials_json(filled: Experiment, store_url: str) -> None:
+    result = invoke("trials", "bench", "--format", "json", store_url=store_url)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [t["number"] for t in data] == [1, 2, 3]
+    assert data[1]["config"] == {"mem": 65536, "mode": "b", "jit": False}
+    assert data[2]["error"] == "boom"
+
+
+def test_trials_table(filled: Experiment, store_url: str) -> None:
+    result = invoke("trials", "bench", store_url=store_url)
+    assert result.exit_code == 0, result.output
+    assert "1 (baseline)" in result.stdout
+    assert "mem=64MB mode=b jit=off" in result.stdout
+    assert "failed" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["trials", "best"])
+def test_unknown_experiment(filled: Experiment, store_url: str, command: str) -> None:
+    result = invoke(command, "nope", store_url=store_url)
+    assert result.exit_code != 0
+    assert "no experiment 'nope'" in result.stderr
+    assert "known: bench" in result.stderr
+
+
+def test_best_sql(filled: Experiment, store_url: str) -> None:
+    result = invoke("best", "bench", "--format", "sql", store_url=store_url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        """ALTER SYSTEM SET "mem" = '64MB';""",
+        """ALTER SYSTEM SET "mode" = 'b';""",
+        """ALTER SYSTEM SET "jit" = 'off';""",
+        "SELECT pg_reload_conf();",
+    ]
+
+
+def test_best_conf_and_json(filled: Experiment, store_url: str) -> None:
+    conf = invoke("best", "bench", store_url=store_url)
+    assert conf.exit_code == 0, conf.output
+    assert conf.stdout.splitlines() == ["mem = '64MB'", "mode = 'b'", "jit = 'off'"]
+    out = invoke("best", "bench", "--format", "json", store_url=store_url)
+    data = json.loads(out.stdout)
+    assert data["trial"] == 2
+    assert data["objective"] == {"tps": 150.0}
+    assert data["baseline"] == 100.0
+    assert data["config"] == {"mem": "64MB", "mode": "b", "jit": "off"}
+
+
+def test_best_minimize_picks_the_lowest(
+    store: Store,
+    store_url: str,
+    make_experiment: Callable[..., Experiment],
+    make_trial: Callable[..., Trial],
+) -> None:
+    exp = make_experiment("lat", "minimize")
+    for number, value, mem in [(1, 10.0, 4096), (2, 4.0, 1024), (3, 8.0, 2048)]:
+        store.add_trial(exp, make_trial(number, value, config={"mem": mem}, baseline=number == 1))
+    data = json.loads(invoke("best", "lat", "--format", "json", store_url=store_url).stdout)
+    assert data["trial"] == 2
+    assert data["config"] == {"mem": "1MB"}
+
+
+def test_best_without_a_successful_trial(
+    store: Store,
+    store_url: str,
+    make_experiment: Callable[..., Experiment],
+    make_trial: Callable[..., Trial],
+) -> None:
+    exp = make_experiment("bad")
+    store.add_trial(exp, make_trial(1, None, "failed", baseline=True))
+    result = invoke("best", "bad", store_url=store_url)
+    assert result.exit_code != 0
+    assert "no successful trial" in result.stderr
+
+
+def test_bad_format_is_refused(filled: Experiment, store_url: str) -> None:
+    result = invoke("best", "bench", "--format", "yaml", store_url=store_url)
+    assert result.exit_code == 2
+
+
+def test_best_works_on_a_smaller_host_than_the_one_tuned_on(
+    store: Store,
+    store_url: str,
+    make_experiment: Callable[..., Experiment],
+    make_trial: Callable[..., Trial],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading results needs no machine bounds: a laptop must show a server's best config."""
+    spec_text = (ROOT / "knobs" / "postgres.yaml").read_text()
+    exp = make_experiment(
+        "server",
+        spec_content=spec_text,
+        spec_hash="pg",
+        spec_path="postgres.yaml",
+        system="postgres",
+    )
+    store.add_trial(exp, make_trial(1, 100.0, baseline=True, config={"work_mem": 4096}))
+    store.add_trial(exp, make_trial(2, 120.0, config={"work_mem": 65536}))
+    laptop = Machine(memory_bytes=4 * 1024**3, cpus=2)
+    monkeypatch.setattr(Machine, "local", classmethod(lambda cls: laptop))
+    result = invoke("best", "server", "--format", "sql", store_url=store_url)
+    assert result.exit_code == 0, result.output
+    assert """ALTER SYSTEM SET "work_mem" = '64MB';""" in result.stdout
