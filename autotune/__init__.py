@@ -6,14 +6,14 @@ agent -> systems/workloads -> store. The names below are the public API.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from autotune.agent import Agent, TrialOutcome
+from autotune.agent import Agent, AgentRunner, Lease, TrialOutcome
 from autotune.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from autotune.space import Space
 from autotune.spec import Knob, Machine, Spec, SpecError, load_spec
 from autotune.store import Experiment, Store, StoreError, Trial
 from autotune.systems import System
 from autotune.systems.postgres import PostgresSystem, Sandbox
-from autotune.tuner import Summary, Tuner, TuningError, summarize
+from autotune.tuner import LocalClient, Scheduler, Summary, TuningError, summarize
 from autotune.workloads import Workload, load_workload, make_workload
 
 try:
@@ -24,12 +24,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "OPTIMIZERS",
     "Agent",
+    "AgentRunner",
     "Experiment",
     "Knob",
+    "Lease",
+    "LocalClient",
     "Machine",
     "Optimizer",
     "PostgresSystem",
     "Sandbox",
+    "Scheduler",
     "Space",
     "Spec",
     "SpecError",
@@ -39,7 +43,6 @@ __all__ = [
     "System",
     "Trial",
     "TrialOutcome",
-    "Tuner",
     "TuningError",
     "Workload",
     "__version__",

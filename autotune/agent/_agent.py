@@ -27,7 +27,7 @@ class TrialOutcome:
     status: str  # ok | failed
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    status_history: list[tuple[str, str]] = field(default_factory=list)
+    status_history: list[tuple[str, ...]] = field(default_factory=list)
     not_applied: dict[str, str] = field(default_factory=dict)
     action: str = "online"
     error: str | None = None

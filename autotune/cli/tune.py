@@ -15,27 +15,27 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from autotune._resources import resolve
-from autotune.agent import Agent
+from autotune.agent import AgentRunner, ExperimentInfo, Lease, RunnerEvents
 from autotune.cli._common import StoreOption, console, fail, friendly, open_store
 from autotune.cli._format import formatted, render
-from autotune.optimizers import OPTIMIZERS, make_optimizer
-from autotune.space import Space
+from autotune.optimizers import OPTIMIZERS
 from autotune.spec import Config, Machine, Spec, load_spec
 from autotune.store import Trial
 from autotune.systems.postgres import PostgresSystem, Sandbox
 from autotune.tuner import (
-    Events,
+    LocalClient,
+    Scheduler,
     SessionOptions,
     Summary,
-    Tuner,
+    TuningError,
     open_experiment,
     select_knobs,
     summarize,
 )
-from autotune.workloads import load_workload, make_workload
+from autotune.workloads import load_workload
 
 
-class _Progress(Events):
+class _Progress(RunnerEvents):
     """A progress bar per trial and one line per finished trial."""
 
     def __init__(self, n_trials: int, expected_s: float, objective: str, direction: str) -> None:
@@ -52,6 +52,11 @@ class _Progress(Events):
         )
         self.task: TaskID | None = None
         self.t0 = 0.0
+        self.label = ""
+        self.where = ""
+        self.runner: AgentRunner | None = None
+        self.setup_s = 0.0
+        self.baseline: Trial | None = None
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -70,23 +75,34 @@ class _Progress(Events):
             if self.task is not None:
                 self.progress.update(self.task, completed=time.monotonic() - self.t0)
 
-    def status(self, text: str) -> None:
-        console.print(text, markup=False)
+    def setup(self, experiment: ExperimentInfo, phase: str) -> None:
+        console.print(f"{phase} ({self.where})…")
 
-    def trial_started(self, number: int, config: Config, baseline: bool) -> None:
-        label = f"trial {number}/{self.n_trials}" + (" (baseline)" if baseline else "")
+    def trial_started(self, lease: Lease) -> None:
+        if self.runner is not None and self.runner.agent is not None and not self.setup_s:
+            self.setup_s = self.runner.agent.setup_s
+            console.print(f"setup done in {self.setup_s:.1f}s")
+        self.label = f"trial {lease.number}/{self.n_trials}" + (
+            " (baseline)" if lease.is_baseline else ""
+        )
         self.t0 = time.monotonic()
-        self.label = label
-        self.task = self.progress.add_task(label, total=self.expected_s)
+        self.task = self.progress.add_task(self.label, total=self.expected_s)
 
     def phase(self, name: str) -> None:
         if self.task is not None:
             self.progress.update(self.task, description=f"{self.label} · {name}")
 
-    def trial_finished(self, trial: Trial, baseline: Trial | None) -> None:
+    def trial_finished(self, lease: Lease, trial: Trial) -> None:
         if self.task is not None:
             self.progress.remove_task(self.task)
             self.task = None
+        if trial.is_baseline:
+            if not trial.ok:
+                raise TuningError(
+                    f"the baseline (default config) failed: {trial.error}"
+                    + (f"\n{trial.log_excerpt}" if trial.log_excerpt else "")
+                )
+            self.baseline = trial
         if not trial.ok:
             console.print(f"trial {trial.number:>3}  [red]FAILED[/]  {trial.error}")
             if trial.log_excerpt:
@@ -94,13 +110,9 @@ class _Progress(Events):
                 console.print("             " + (last[0] if last else ""), markup=False)
             return
         delta = ""
-        if (
-            baseline
-            and baseline.objective
-            and trial.objective is not None
-            and not trial.is_baseline
-        ):
-            delta = f"  ({_change(trial.objective, baseline.objective, self.direction)})"
+        base = self.baseline
+        if base and base.objective and trial.objective is not None and not trial.is_baseline:
+            delta = f"  ({_change(trial.objective, base.objective, self.direction)})"
         action = _action(trial)
         took = f" {trial.timings[f'{action}_s']:.1f}s" if f"{action}_s" in trial.timings else ""
         console.print(
@@ -193,16 +205,8 @@ def tune(
         seed = 0 if seed is None else seed
         if optimizer not in OPTIMIZERS:
             fail(f"unknown optimizer {optimizer!r}; choose one of {', '.join(sorted(OPTIMIZERS))}")
-        target = PostgresSystem(
-            spec,
-            sandbox=None if dsn else Sandbox(),
-            dsn=dsn,
-            restart_command=restart_command,
-            data_dir=data_dir,
-        )
-        selection = select_knobs(
-            spec, knobs, allow_unsafe=allow_unsafe, restartable=target.restartable()
-        )
+        restartable = dsn is None or restart_command is not None
+        selection = select_knobs(spec, knobs, allow_unsafe=allow_unsafe, restartable=restartable)
         for note in selection.notes:
             console.print(f"note: {note}")
         options = SessionOptions(
@@ -214,9 +218,10 @@ def tune(
             allow_unsafe=allow_unsafe,
             target="managed sandbox" if dsn is None else _redact(dsn),
             machine={"memory_bytes": machine.memory_bytes, "cpus": machine.cpus},
+            budget=trials,
         )
         exp, resumed = open_experiment(st, spec, wl, options)
-        done = len(st.trials(exp))
+        done = len(st.trials(exp, finished_only=True))
         verb = "resuming" if resumed else "starting"
         console.print(
             f"{verb} experiment [bold]{name}[/]: {spec.system} × {wl.name}, "
@@ -227,12 +232,22 @@ def tune(
             console.print(f"already {done} trials recorded; raise --trials to run more")
             _print_summary(spec, summarize(st, exp), 0.0, 0.0)
             return
-        space = Space(spec, selection.names, machine)
-        opt = make_optimizer(optimizer, space, seed)
-        agent = Agent(target, make_workload(wl), duration)
+
+        def make_system(spec: Spec) -> PostgresSystem:
+            return PostgresSystem(
+                spec,
+                sandbox=None if dsn else Sandbox(),
+                dsn=dsn,
+                restart_command=restart_command,
+                data_dir=data_dir,
+            )
+
+        # The same loop as `autotune agent`, with the tuner in-process.
         measure_s = duration or wl.duration_s or 30.0
         events = _Progress(trials, measure_s + wl.warmup_s + 2, wl.objective_metric, wl.direction)
-        tuner = Tuner(st, exp, space, opt, agent, events)
+        runner = AgentRunner(LocalClient(Scheduler(st), experiment=name), make_system, events)
+        events.runner = runner
+        events.where = "managed sandbox" if dsn is None else _redact(dsn)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         t_session = time.monotonic()
         interrupted = False
@@ -240,10 +255,8 @@ def tune(
         keep: Config | None = None
         try:
             with events:
-                where = "managed sandbox" if dsn is None else _redact(dsn)
-                agent.start(lambda p: events.progress.console.print(f"{p} ({where})…"))
-                console.print(f"setup done in {agent.setup_s:.1f}s")
-                summary = tuner.run(trials)
+                runner.run(until_idle=True)
+            summary = summarize(st, exp)
             if apply_best and summary.best is not None:
                 keep = summary.best.config
         except (KeyboardInterrupt, _Interrupted):
@@ -252,13 +265,14 @@ def tune(
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
             try:
-                agent.stop(keep)
+                runner.close(keep)
             finally:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 signal.signal(signal.SIGTERM, previous)
         if summary is None:
             summary = summarize(st, exp)
-        _print_summary(spec, summary, time.monotonic() - t_session, agent.setup_s, tuner.measured_s)
+        wall_s = time.monotonic() - t_session
+        _print_summary(spec, summary, wall_s, events.setup_s, runner.measured_s)
         if keep is not None:
             console.print("the best config was left applied (--apply-best)")
         if interrupted:

@@ -7,6 +7,7 @@ trial is told as ``None`` so each optimiser decides how failures teach it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -27,8 +28,12 @@ class Optimizer(ABC):
         self.history_: list[tuple[Config, float | None]] = []
 
     @abstractmethod
-    def ask(self, n: int = 1) -> list[Config]:
-        """Return ``n`` distinct configs to try next, none of them already seen."""
+    def ask(self, n: int = 1, pending: Sequence[Config] = ()) -> list[Config]:
+        """Return ``n`` distinct configs to try next, none seen and none ``pending``.
+
+        ``pending`` are configs other agents are measuring right now; a batch
+        optimiser should spread away from them as well as from each other.
+        """
 
     def tell(self, config: Config, loss: float | None) -> None:
         """Record an outcome; ``loss`` is None for a failed trial."""
@@ -38,10 +43,10 @@ class Optimizer(ABC):
         return {self.space.key(c) for c, _ in self.history_}
 
     def _fresh(
-        self, candidates: list[Config], n: int, exclude: list[Config] | None = None
+        self, candidates: list[Config], n: int, exclude: Sequence[Config] = ()
     ) -> list[Config]:
         """Keep the first ``n`` candidates that are new, falling back to random ones."""
-        seen = self.seen() | {self.space.key(c) for c in exclude or []}
+        seen = self.seen() | {self.space.key(c) for c in exclude}
         out: list[Config] = []
         for config in candidates:
             key = self.space.key(config)

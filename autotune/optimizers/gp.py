@@ -11,6 +11,7 @@ integer, enum and special values because every candidate is a real config.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -89,20 +90,32 @@ class GPOptimizer(Optimizer):
             model.fit(X, y)
         return model
 
-    def ask(self, n: int = 1) -> list[Config]:
+    def ask(self, n: int = 1, pending: Sequence[Config] = ()) -> list[Config]:
         design = lhs_design(self.space, self.n_init, self.seed)
-        if len(self.history_) < self.n_init:
-            # history_[0] is the baseline, so the design fills the remaining slots.
-            return self._fresh(design[len(self.history_) :] + design, n)
+        started = len(self.history_) + len(pending)
+        if started < self.n_init:
+            # The baseline takes the first slot; the design fills the rest, and
+            # the model takes over once the design is used up.
+            k = min(n, self.n_init - started)
+            picked = self._fresh(design[started:] + design, k, exclude=pending)
+            if k == n:
+                return picked
+            return picked + self.ask(n - k, pending=[*pending, *picked])
         data = self._training_data()
         if data is None:
-            return self._fresh([], n)
+            return self._fresh([], n, exclude=pending)
         X, y = data
-        picked: list[Config] = []
+        picked = []
+        # Kriging believer: configs still being measured elsewhere count as
+        # returning the model's mean, so the batch spreads away from them.
+        if pending:
+            model = self._fit(X, y)
+            P = self.space.encode_many(pending)
+            X, y = np.vstack([X, P]), np.append(y, model.predict(P))
         for _ in range(n):
             model = self._fit(X, y)
             self.model_ = model
-            candidate = self._maximise_ei(model, float(y.min()), picked)
+            candidate = self._maximise_ei(model, float(y.min()), [*pending, *picked])
             picked.append(candidate)
             # Kriging believer: pretend the model's mean came true, so the next
             # pick in the same batch goes elsewhere (Ginsbourger et al., 2010).

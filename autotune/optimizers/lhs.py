@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from autotune.optimizers._base import Optimizer
 from autotune.space import Space
 from autotune.spec import Config
@@ -36,6 +38,6 @@ class LHSOptimizer(Optimizer):
         super().__init__(space, seed)
         self.size = size
 
-    def ask(self, n: int = 1) -> list[Config]:
+    def ask(self, n: int = 1, pending: Sequence[Config] = ()) -> list[Config]:
         design = lhs_design(self.space, self.size, self.seed)
-        return self._fresh(design + self.space.sample(self.rng, n), n)
+        return self._fresh(design + self.space.sample(self.rng, n), n, exclude=pending)

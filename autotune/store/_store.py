@@ -7,12 +7,14 @@ touched silently, the error names the upgrade command (as Optuna does).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from autotune.store._models import (
+    AgentRow,
     ExperimentRow,
     MetricRow,
     SpecRow,
@@ -69,27 +72,50 @@ class Experiment:
     seed: int
     settings: dict[str, Any]
     created_at: datetime
+    status: str = "running"  # running | done
+    workload_files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def budget(self) -> int:
+        """How many trials the experiment runs in all, the baseline included."""
+        return int(self.settings.get("budget", 0))
+
+    @property
+    def parallelism(self) -> int:
+        return int(self.settings.get("parallelism", 1))
+
+
+FINISHED = ("ok", "failed")
 
 
 @dataclass
 class Trial:
     number: int
     config: dict[str, Any]
-    status: str  # ok | failed
+    status: str  # pending | leased | ok | failed
     objective: float | None
-    started_at: datetime
-    finished_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
     is_baseline: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    status_history: list[tuple[str, str]] = field(default_factory=list)
+    status_history: list[tuple[str, ...]] = field(default_factory=list)  # (status, iso time, …)
     not_applied: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     log_excerpt: str | None = None
+    id: int | None = None
+    agent: str | None = None
+    proposed_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,13 +126,37 @@ class Trial:
             "config": self.config,
             "metrics": self.metrics,
             "timings": self.timings,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat(),
+            "agent": self.agent,
+            "attempts": self.attempts,
+            "proposed_at": _iso(self.proposed_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
             "status_history": self.status_history,
             "not_applied": self.not_applied,
             "error": self.error,
             "log_excerpt": self.log_excerpt,
         }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+class LeaseConflict(StoreError):
+    """A lease that is not (or no longer) the caller's: nothing was recorded."""
+
+
+@dataclass
+class Proposal:
+    """A config the tuner wants measured, before any agent has it."""
+
+    number: int
+    config: dict[str, Any]
+    is_baseline: bool = False
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _alembic_config(url: str) -> AlembicConfig:
@@ -230,12 +280,23 @@ class Store:
         return row.id
 
     def _put_workload(
-        self, session: Session, name: str, content: str, digest: str, path: str
+        self,
+        session: Session,
+        name: str,
+        content: str,
+        digest: str,
+        path: str,
+        files: dict[str, str],
     ) -> int:
         row = session.scalar(select(WorkloadRow).where(WorkloadRow.content_hash == digest))
         if row is None:
             row = WorkloadRow(
-                name=name, content_hash=digest, content=content, path=path, created_at=now()
+                name=name,
+                content_hash=digest,
+                content=content,
+                path=path,
+                files=files,
+                created_at=now(),
             )
             session.add(row)
             session.flush()
@@ -259,12 +320,18 @@ class Store:
         optimizer: str,
         seed: int,
         settings: dict[str, Any],
+        workload_files: dict[str, str] | None = None,
     ) -> Experiment:
         try:
             with self._session() as session:
                 spec_id = self._put_spec(session, system, spec_content, spec_hash, spec_path)
                 workload_id = self._put_workload(
-                    session, workload_name, workload_content, workload_hash, workload_path
+                    session,
+                    workload_name,
+                    workload_content,
+                    workload_hash,
+                    workload_path,
+                    workload_files or {},
                 )
                 session.add(
                     ExperimentRow(
@@ -276,6 +343,7 @@ class Store:
                         optimizer=optimizer,
                         seed=seed,
                         settings=settings,
+                        status="running",
                         created_at=now(),
                     )
                 )
@@ -306,18 +374,15 @@ class Store:
     # -- trials -----------------------------------------------------------------------
     def add_trial(self, experiment: Experiment, trial: Trial) -> None:
         """Record a trial with its metrics in one transaction: whole or not at all."""
-        for name, value in trial.metrics.items():
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                raise StoreError(
-                    f"trial {trial.number}: metric {name!r} is {value!r}, not a number"
-                )
-        if trial.objective is not None and not math.isfinite(trial.objective):
-            raise StoreError(f"trial {trial.number}: objective is {trial.objective!r}")
+        _check_numbers(trial)
         try:
             with self._session() as session:
                 row = TrialRow(
                     experiment_id=experiment.id,
                     number=trial.number,
+                    proposed_at=trial.started_at,
+                    agent=trial.agent,
+                    attempts=trial.attempts or 1,
                     config=trial.config,
                     is_baseline=trial.is_baseline,
                     status=trial.status,
@@ -339,14 +404,187 @@ class Store:
                 ) from None
             raise StoreError(f"cannot record trial {trial.number}: {exc.orig}") from None
 
-    def trials(self, experiment: Experiment) -> list[Trial]:
+    def trials(self, experiment: Experiment, finished_only: bool = False) -> list[Trial]:
+        """The experiment's trials by number; with ``finished_only``, just ok and failed ones."""
+        query = select(TrialRow).where(TrialRow.experiment_id == experiment.id)
+        if finished_only:
+            query = query.where(TrialRow.status.in_(FINISHED))
+        with self._session() as session:
+            return [_trial(row) for row in session.scalars(query.order_by(TrialRow.number))]
+
+    def update_experiment(
+        self, experiment: Experiment, *, status: str | None = None, budget: int | None = None
+    ) -> Experiment:
+        with self._session() as session:
+            row = session.get(ExperimentRow, experiment.id, with_for_update=True)
+            assert row is not None
+            if status is not None:
+                row.status = status
+            if budget is not None:
+                row.settings = {**row.settings, "budget": budget}
+            return _experiment(row)
+
+    def experiment_of_trial(self, trial_id: int) -> Experiment:
+        with self._session() as session:
+            row = session.get(TrialRow, trial_id)
+            if row is None:
+                raise LeaseConflict(f"no trial {trial_id}")
+            experiment = session.get(ExperimentRow, row.experiment_id)
+            assert experiment is not None
+            return _experiment(experiment)
+
+    def running_experiments(self) -> list[Experiment]:
         with self._session() as session:
             rows = session.scalars(
-                select(TrialRow)
-                .where(TrialRow.experiment_id == experiment.id)
-                .order_by(TrialRow.number)
+                select(ExperimentRow)
+                .where(ExperimentRow.status == "running")
+                .order_by(ExperimentRow.id)
             )
-            return [_trial(row) for row in rows]
+            return [_experiment(row) for row in rows]
+
+    # -- proposals and leases ---------------------------------------------------------
+    def add_proposals(self, experiment: Experiment, proposals: list[Proposal]) -> bool:
+        """Insert pending trials; False if another tuner proposed those numbers first.
+
+        The (experiment, number) key makes concurrent proposers safe: exactly
+        one batch per number wins, the other is dropped whole.
+        """
+        try:
+            with self._session() as session:
+                for p in proposals:
+                    session.add(
+                        TrialRow(
+                            experiment_id=experiment.id,
+                            number=p.number,
+                            config=p.config,
+                            is_baseline=p.is_baseline,
+                            status="pending",
+                            status_history=[["pending", now().isoformat()]],
+                            proposed_at=now(),
+                            timings={},
+                            not_applied={},
+                            attempts=0,
+                        )
+                    )
+        except IntegrityError:
+            return False
+        return True
+
+    def lease_next(
+        self, experiment: Experiment, agent: str, lease_s: float
+    ) -> tuple[Trial, str] | None:
+        """Lease the lowest pending (or lease-expired) trial: never to two agents at once.
+
+        On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets concurrent servers take
+        different rows; SQLite serialises writers, and its server is the only one.
+        """
+        t = now()
+        with self._session() as session:
+            row = session.scalar(
+                select(TrialRow)
+                .where(
+                    TrialRow.experiment_id == experiment.id,
+                    (TrialRow.status == "pending")
+                    | ((TrialRow.status == "leased") & (TrialRow.lease_expires_at < t)),
+                )
+                .order_by(TrialRow.number)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if row is None:
+                return None
+            lease_id = secrets.token_hex(16)
+            if row.status == "leased":
+                row.status_history = [*row.status_history, ["expired", t.isoformat()]]
+            row.status = "leased"
+            row.agent = agent
+            row.lease_id = lease_id
+            row.lease_expires_at = t + timedelta(seconds=lease_s)
+            row.attempts = (row.attempts or 0) + 1
+            row.status_history = [*row.status_history, ["leased", t.isoformat(), agent]]
+            session.flush()
+            return _trial(row), lease_id
+
+    def _held(self, session: Session, trial_id: int, lease_id: str, agent: str) -> TrialRow:
+        row = session.get(TrialRow, trial_id, with_for_update=True)
+        if row is None:
+            raise LeaseConflict(f"no trial {trial_id}")
+        if row.status != "leased" or row.lease_id != lease_id or row.agent != agent:
+            raise LeaseConflict(f"trial {trial_id} is not leased to {agent} under this lease")
+        expires = row.lease_expires_at
+        if expires is None or _aware(expires) < now():
+            raise LeaseConflict(f"the lease on trial {trial_id} expired")
+        return row
+
+    def heartbeat(self, trial_id: int, lease_id: str, agent: str, lease_s: float) -> datetime:
+        with self._session() as session:
+            row = self._held(session, trial_id, lease_id, agent)
+            row.lease_expires_at = now() + timedelta(seconds=lease_s)
+            return row.lease_expires_at
+
+    def release(self, trial_id: int, lease_id: str, agent: str) -> None:
+        """Hand a leased trial back, so another agent can run it at once."""
+        with self._session() as session:
+            row = self._held(session, trial_id, lease_id, agent)
+            row.status = "pending"
+            row.lease_id = None
+            row.lease_expires_at = None
+            row.status_history = [*row.status_history, ["released", now().isoformat(), agent]]
+
+    def finish(self, trial_id: int, lease_id: str, agent: str, result: Trial) -> Trial:
+        """Record a leased trial's result: whole, once, and only by its lease holder."""
+        _check_numbers(result)
+        with self._session() as session:
+            row = self._held(session, trial_id, lease_id, agent)
+            row.status = result.status
+            row.objective = result.objective
+            row.started_at = result.started_at
+            row.finished_at = result.finished_at
+            row.timings = result.timings
+            row.not_applied = result.not_applied
+            row.error = result.error
+            row.log_excerpt = result.log_excerpt
+            row.status_history = [*row.status_history, *[list(s) for s in result.status_history]]
+            row.lease_id = None
+            row.lease_expires_at = None
+            row.metrics = [MetricRow(name=k, value=float(v)) for k, v in result.metrics.items()]
+            session.flush()
+            return _trial(row)
+
+    # -- agents -----------------------------------------------------------------------
+    def add_agent(self, name: str) -> str:
+        """Register an agent; returns its token, which is shown once and stored only hashed."""
+        token = secrets.token_urlsafe(32)
+        try:
+            with self._session() as session:
+                session.add(AgentRow(name=name, token_hash=token_hash(token), created_at=now()))
+        except IntegrityError:
+            raise StoreError(f"agent {name!r} already exists") from None
+        return token
+
+    def agent_for_token(self, token: str) -> str | None:
+        with self._session() as session:
+            row = session.scalar(select(AgentRow).where(AgentRow.token_hash == token_hash(token)))
+            if row is None:
+                return None
+            row.last_seen_at = now()
+            return row.name
+
+    def agents(self) -> list[tuple[str, datetime, datetime | None]]:
+        with self._session() as session:
+            rows = session.scalars(select(AgentRow).order_by(AgentRow.id))
+            return [
+                (r.name, _aware(r.created_at), r.last_seen_at and _aware(r.last_seen_at))
+                for r in rows
+            ]
+
+
+def _check_numbers(trial: Trial) -> None:
+    for name, value in trial.metrics.items():
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise StoreError(f"trial {trial.number}: metric {name!r} is {value!r}, not a number")
+    if trial.objective is not None and not math.isfinite(trial.objective):
+        raise StoreError(f"trial {trial.number}: objective is {trial.objective!r}")
 
 
 def _experiment(row: ExperimentRow) -> Experiment:
@@ -367,6 +605,8 @@ def _experiment(row: ExperimentRow) -> Experiment:
         seed=row.seed,
         settings=dict(row.settings),
         created_at=_aware(row.created_at),
+        status=row.status,
+        workload_files=dict(row.workload.files or {}),
     )
 
 
@@ -375,19 +615,28 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _maybe(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
+
+
 def _trial(row: TrialRow) -> Trial:
     return Trial(
         number=row.number,
         config=dict(row.config),
         status=row.status,
         objective=row.objective,
-        started_at=_aware(row.started_at),
-        finished_at=_aware(row.finished_at),
+        started_at=_maybe(row.started_at),
+        finished_at=_maybe(row.finished_at),
         is_baseline=row.is_baseline,
         metrics={m.name: m.value for m in row.metrics},
         timings=dict(row.timings),
-        status_history=[(str(a), str(b)) for a, b in row.status_history],
+        status_history=[tuple(str(x) for x in item) for item in row.status_history],
         not_applied=dict(row.not_applied),
         error=row.error,
         log_excerpt=row.log_excerpt,
+        id=row.id,
+        agent=row.agent,
+        proposed_at=_maybe(row.proposed_at),
+        lease_expires_at=_maybe(row.lease_expires_at),
+        attempts=row.attempts or 0,
     )

@@ -1,5 +1,12 @@
-"""The tuner: the experiment loop shared by local sessions and the service."""
+"""The tuner: proposes configs, leases trials, records results; shared by every front end."""
 
+from autotune.tuner._local import LocalClient
+from autotune.tuner._scheduler import (
+    DEFAULT_LEASE_S,
+    Scheduler,
+    experiment_info,
+    experiment_space,
+)
 from autotune.tuner._session import (
     KnobSelection,
     SessionOptions,
@@ -7,9 +14,7 @@ from autotune.tuner._session import (
     select_knobs,
 )
 from autotune.tuner._tuner import (
-    Events,
     Summary,
-    Tuner,
     TuningError,
     best_trial,
     loss_of,
@@ -17,13 +22,16 @@ from autotune.tuner._tuner import (
 )
 
 __all__ = [
-    "Events",
+    "DEFAULT_LEASE_S",
     "KnobSelection",
+    "LocalClient",
+    "Scheduler",
     "SessionOptions",
     "Summary",
-    "Tuner",
     "TuningError",
     "best_trial",
+    "experiment_info",
+    "experiment_space",
     "loss_of",
     "open_experiment",
     "select_knobs",

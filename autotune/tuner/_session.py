@@ -78,15 +78,23 @@ class SessionOptions:
     allow_unsafe: bool
     target: str
     machine: dict[str, int]
+    budget: int = 10
+    parallelism: int = 1
+    lease_s: float | None = None
 
     def settings(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "knobs": self.knobs,
             "duration_s": self.duration_s,
             "allow_unsafe": self.allow_unsafe,
             "target": self.target,
             "machine": self.machine,
+            "budget": self.budget,
+            "parallelism": self.parallelism,
         }
+        if self.lease_s is not None:
+            out["lease_s"] = self.lease_s
+        return out
 
 
 def open_experiment(
@@ -113,6 +121,7 @@ def open_experiment(
             optimizer=options.optimizer,
             seed=options.seed,
             settings=options.settings(),
+            workload_files=workload.files,
         )
         return experiment, False
     changed = []
@@ -136,4 +145,5 @@ def open_experiment(
             + "; ".join(changed)
             + ". Start a new one with --experiment NEW_NAME."
         )
-    return existing, True
+    # The budget may grow on a resume; the experiment runs again until it is spent.
+    return store.update_experiment(existing, status="running", budget=options.budget), True

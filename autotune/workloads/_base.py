@@ -35,10 +35,15 @@ class WorkloadDef:
     params: dict[str, Any]
     source: str
     path: Path
+    files: dict[str, str] = field(default_factory=dict)  # files it names, relative to it
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha256(self.source.encode()).hexdigest()
+        """Covers the files the workload names too: a changed query is a changed workload."""
+        digest = hashlib.sha256(self.source.encode())
+        for name in sorted(self.files):
+            digest.update(b"\0" + name.encode() + b"\0" + self.files[name].encode())
+        return digest.hexdigest()
 
     def relative(self, value: str) -> Path:
         """Files named in a workload are relative to the workload file's directory."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -136,9 +137,18 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
         if not isinstance(params["warmup_rounds"], int) or params["warmup_rounds"] < 0:
             bad("warmup_rounds", "must be a whole number >= 0")
         params["timeout_s"] = seconds("timeout", 300.0)
+    files: dict[str, str] = {}
+    named = [params.get("script"), params.get("setup"), *params.get("queries", [])]
+    for file in (Path(f) for f in named if f):
+        rel = Path(os.path.relpath(file, path.parent.resolve()))
+        if ".." in rel.parts:
+            bad("files", f"{file} is outside the workload's folder; agents could not get it")
+        elif file.is_file():
+            files[rel.as_posix()] = file.read_text()
     if problems:
         raise SpecError(problems)
     return WorkloadDef(
+        files=files,
         name=str(name),
         system=str(system),
         kind=str(kind),

@@ -1,0 +1,170 @@
+"""The agent loop: lease -> apply -> run -> collect -> report, until told to stop.
+
+The same loop serves ``autotune tune`` (an in-process client) and ``autotune
+agent`` (an HTTP client). It sets up a system and workload per experiment,
+heartbeats while a trial runs, and on the way out releases an unfinished trial
+and restores the system.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from autotune.agent._agent import Agent, PhaseCallback
+from autotune.agent._client import ExperimentInfo, Lease, LeaseLost, TunerClient
+from autotune.spec import Config, Machine, Spec, SpecError, parse_spec
+from autotune.store import Trial
+from autotune.systems import System
+from autotune.workloads import WorkloadDef, make_workload, parse_workload
+
+SystemFactory = Callable[[Spec], System]
+
+
+class RunnerEvents:
+    """Hooks for progress display; all optional."""
+
+    def setup(self, experiment: ExperimentInfo, phase: str) -> None:
+        pass
+
+    def trial_started(self, lease: Lease) -> None:
+        pass
+
+    def phase(self, name: str) -> None:
+        pass
+
+    def trial_finished(self, lease: Lease, trial: Trial) -> None:
+        pass
+
+
+def materialize_workload(info: ExperimentInfo, into: Path) -> WorkloadDef:
+    """Write the workload file and the files it names under ``into``, then load it.
+
+    Paths come from the tuner, so each must stay inside ``into``.
+    """
+    for rel, text in info.workload_files.items():
+        path = PurePosixPath(rel)
+        if path.is_absolute() or ".." in path.parts:
+            raise SpecError([f"workload {info.workload_name}: file path {rel!r} leaves its folder"])
+        target = into / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    workload_path = into / f"{info.workload_name}.yaml"
+    workload_path.write_text(info.workload_content)
+    return parse_workload(info.workload_content, workload_path)
+
+
+class AgentRunner:
+    """Runs leased trials through one Agent per experiment."""
+
+    def __init__(
+        self,
+        client: TunerClient,
+        make_system: SystemFactory,
+        events: RunnerEvents | None = None,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.make_system = make_system
+        self.events = events or RunnerEvents()
+        self.poll_s = poll_s
+        self.stopping = threading.Event()
+        self.agent: Agent | None = None
+        self.current: ExperimentInfo | None = None
+        self.trials_run = 0
+        self.measured_s = 0.0
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def _agent_for(self, info: ExperimentInfo) -> Agent:
+        """The agent for this experiment: set up once, reused for all its trials."""
+        if self.agent is not None and self.current == info:
+            return self.agent
+        self.close()
+        machine = Machine(**info.machine) if info.machine else None
+        spec = parse_spec(info.spec_content, info.spec_path, machine)
+        self._tmp = tempfile.TemporaryDirectory(prefix="autotune-workload-")
+        workload = materialize_workload(info, Path(self._tmp.name))
+        agent = Agent(self.make_system(spec), make_workload(workload), info.duration_s)
+        self.agent, self.current = agent, info
+        agent.start(lambda phase: self.events.setup(info, phase))
+        return agent
+
+    def run(self, until_idle: bool = True) -> None:
+        """Lease and run trials; with ``until_idle``, return when the tuner has no more."""
+        try:
+            while not self.stopping.is_set():
+                lease = self.client.lease()
+                if lease is None:
+                    if until_idle:
+                        return
+                    self.stopping.wait(self.poll_s)
+                    continue
+                self._run_one(lease)
+        finally:
+            self.close()
+
+    def _run_one(self, lease: Lease) -> None:
+        finished = False
+        try:
+            agent = self._agent_for(lease.experiment)
+            self.events.trial_started(lease)
+            with _Heartbeat(self.client, lease):
+                outcome = agent.run_trial(lease.config, self._phase)
+            finished = True
+            try:
+                trial = self.client.report(lease, outcome)
+            except LeaseLost:
+                return  # someone else owns it now; our result is not recorded
+            self.trials_run += 1
+            self.measured_s += trial.timings.get("measure_s", 0.0)
+            self.events.trial_finished(lease, trial)
+        finally:
+            if not finished:
+                self.client.release(lease)
+
+    def _phase(self, name: str) -> None:
+        self.events.phase(name)
+
+    def close(self, keep: Config | None = None) -> None:
+        """Restore the system (or leave ``keep`` applied) and let it go."""
+        agent, self.agent, self.current = self.agent, None, None
+        try:
+            if agent is not None:
+                agent.stop(keep)
+        finally:
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
+
+
+class _Heartbeat:
+    """Extends the lease every third of its length while a trial runs."""
+
+    def __init__(self, client: TunerClient, lease: Lease) -> None:
+        self.client = client
+        self.lease = lease
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        interval = max(0.5, self.lease.lease_s / 3)
+        while not self.done.wait(interval):
+            try:
+                self.client.heartbeat(self.lease)
+            except LeaseLost:
+                return
+            except Exception:  # a missed beat (tuner briefly away) is retried at the next one
+                continue
+
+
+__all__ = ["AgentRunner", "PhaseCallback", "RunnerEvents", "SystemFactory", "materialize_workload"]

@@ -1,0 +1,160 @@
+"""The central tuner: propose configs into the store, lease them to agents, take reports.
+
+State lives in the store, not in this object: any number of schedulers (one
+per server process, or the in-process one of ``autotune tune``) can share a
+store. Proposals are keyed by (experiment, trial number), so two schedulers
+racing to propose produce one batch; leases use row locks (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL), so a trial is never leased twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from autotune.agent import ExperimentInfo, Lease, TrialOutcome
+from autotune.optimizers import make_optimizer
+from autotune.space import Space
+from autotune.spec import Machine, parse_spec
+from autotune.store import Experiment, LeaseConflict, Proposal, Store, Trial
+from autotune.tuner._tuner import TuningError, loss_of
+
+DEFAULT_LEASE_S = 60.0
+
+
+def experiment_info(experiment: Experiment) -> ExperimentInfo:
+    settings = experiment.settings
+    return ExperimentInfo(
+        name=experiment.name,
+        system=experiment.system,
+        spec_content=experiment.spec_content,
+        spec_path=experiment.spec_path,
+        spec_hash=experiment.spec_hash,
+        workload_name=experiment.workload_name,
+        workload_content=experiment.workload_content,
+        workload_path=experiment.workload_path,
+        workload_hash=experiment.workload_hash,
+        workload_files=experiment.workload_files,
+        objective_metric=experiment.objective_metric,
+        direction=experiment.direction,
+        duration_s=settings.get("duration_s"),
+        knobs=list(settings.get("knobs", [])),
+        machine=settings.get("machine"),
+    )
+
+
+def experiment_space(experiment: Experiment) -> Space:
+    """The experiment's search space, resolved on the machine it was created for."""
+    recorded = experiment.settings.get("machine")
+    machine = Machine(**recorded) if isinstance(recorded, dict) else Machine.local()
+    spec = parse_spec(experiment.spec_content, experiment.spec_path, machine)
+    return Space(spec, list(experiment.settings.get("knobs", [])), machine)
+
+
+class Scheduler:
+    """Proposes, leases and records trials for every running experiment in a store."""
+
+    def __init__(self, store: Store, lease_s: float = DEFAULT_LEASE_S) -> None:
+        self.store = store
+        self.lease_s = lease_s
+        # Within one process, propose one batch at a time; across processes the
+        # store's keys and row locks keep things right.
+        self._lock = threading.Lock()
+
+    def _lease_s(self, experiment: Experiment) -> float:
+        return float(experiment.settings.get("lease_s") or self.lease_s)
+
+    def propose(self, experiment: Experiment, trials: list[Trial], room: int) -> list[Proposal]:
+        """Up to ``room`` new configs, distinct from every trial so far, in flight included.
+
+        The baseline (the spec's defaults) comes first, and again if it failed.
+        """
+        space = experiment_space(experiment)
+        optimizer = make_optimizer(experiment.optimizer, space, experiment.seed)
+        for trial in trials:
+            if trial.finished:
+                optimizer.tell(trial.config, loss_of(trial, experiment.direction))
+        in_flight = [t.config for t in trials if not t.finished]
+        number = max((t.number for t in trials), default=0)
+        proposals: list[Proposal] = []
+        if not any(t.is_baseline and t.status != "failed" for t in trials):
+            number += 1
+            proposals.append(Proposal(number, space.default(), is_baseline=True))
+            in_flight.append(space.default())
+        wanted = room - len(proposals)
+        if wanted > 0:
+            for config in optimizer.ask(wanted, pending=in_flight):
+                number += 1
+                proposals.append(Proposal(number, config))
+        return proposals
+
+    def lease(self, agent: str, experiment: str | None = None) -> Lease | None:
+        """The next trial for ``agent`` (from one experiment, if named), or None."""
+        with self._lock:
+            for exp in self.store.running_experiments():
+                if experiment is not None and exp.name != experiment:
+                    continue
+                trials = self.store.trials(exp)
+                finished = sum(t.finished for t in trials)
+                if finished >= exp.budget:
+                    self.store.update_experiment(exp, status="done")
+                    continue
+                active = sum(not t.finished for t in trials)
+                room = min(exp.parallelism - active, exp.budget - len(trials))
+                if room > 0:
+                    self.store.add_proposals(exp, self.propose(exp, trials, room))
+                got = self.store.lease_next(exp, agent, self._lease_s(exp))
+                if got is not None:
+                    trial, lease_id = got
+                    assert trial.id is not None
+                    return Lease(
+                        trial_id=trial.id,
+                        lease_id=lease_id,
+                        number=trial.number,
+                        config=trial.config,
+                        is_baseline=trial.is_baseline,
+                        lease_s=self._lease_s(exp),
+                        experiment=experiment_info(exp),
+                    )
+        return None
+
+    def heartbeat(self, agent: str, trial_id: int, lease_id: str) -> datetime:
+        experiment = self.store.experiment_of_trial(trial_id)
+        return self.store.heartbeat(trial_id, lease_id, agent, self._lease_s(experiment))
+
+    def release(self, agent: str, trial_id: int, lease_id: str) -> None:
+        self.store.release(trial_id, lease_id, agent)
+
+    def report(self, agent: str, trial_id: int, lease_id: str, outcome: TrialOutcome) -> Trial:
+        """Record a result from the lease holder; LeaseConflict if it is not theirs (any more)."""
+        experiment = self.store.experiment_of_trial(trial_id)
+        metric = experiment.objective_metric
+        status, error = outcome.status, outcome.error
+        objective = outcome.metrics.get(metric) if status == "ok" else None
+        if status == "ok" and objective is None:
+            status, error = "failed", f"the workload reported no {metric!r}"
+        if status not in ("ok", "failed"):
+            raise TuningError(f"a report's status must be ok or failed, not {status!r}")
+        result = Trial(
+            number=0,  # kept from the leased row
+            config={},
+            status=status,
+            objective=objective,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            metrics=outcome.metrics,
+            timings=outcome.timings,
+            status_history=outcome.status_history,
+            not_applied=outcome.not_applied,
+            error=error,
+            log_excerpt=outcome.log_excerpt,
+        )
+        with self._lock:
+            stored = self.store.finish(trial_id, lease_id, agent, result)
+            done = self.store.trials(experiment, finished_only=True)
+            if len(done) >= experiment.budget:
+                self.store.update_experiment(experiment, status="done")
+        return stored
+
+
+__all__ = ["DEFAULT_LEASE_S", "LeaseConflict", "Scheduler", "experiment_info", "experiment_space"]
