@@ -103,7 +103,7 @@ class Trial:
     not_applied: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     log_excerpt: str | None = None
-    id: int | None = None
+    id: int | None = field(default=None, compare=False)  # the store's key, once stored
     agent: str | None = None
     proposed_at: datetime | None = None
     lease_expires_at: datetime | None = None
@@ -173,7 +173,7 @@ def _hide_password(url: str) -> str:
         return "<unparseable URL>"
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, foreign_keys: bool = True) -> Engine:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -189,7 +189,7 @@ def _make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
 
@@ -198,7 +198,9 @@ def _make_engine(url: str) -> Engine:
 
 def upgrade(url: str) -> tuple[str | None, str]:
     """Bring a store to the current schema; returns (old revision, new revision)."""
-    engine = _make_engine(url)
+    # SQLite migrations rebuild tables (drop and copy); with foreign keys on, dropping
+    # the old trials table would cascade into its metrics.
+    engine = _make_engine(url, foreign_keys=False)
     cfg = _alembic_config(url)
     with engine.begin() as conn:
         old = MigrationContext.configure(conn).get_current_revision()
@@ -380,9 +382,9 @@ class Store:
                 row = TrialRow(
                     experiment_id=experiment.id,
                     number=trial.number,
-                    proposed_at=trial.started_at,
+                    proposed_at=trial.proposed_at,
                     agent=trial.agent,
-                    attempts=trial.attempts or 1,
+                    attempts=trial.attempts,
                     config=trial.config,
                     is_baseline=trial.is_baseline,
                     status=trial.status,

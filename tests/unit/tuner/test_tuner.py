@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from autotune.agent import TrialOutcome
-from autotune.optimizers import RandomOptimizer
 from autotune.space import Space
 from autotune.spec import Config, Spec
-from autotune.store import Experiment, Store, Trial, now
-from autotune.tuner import Events, Tuner, TuningError, best_trial, loss_of, summarize
+from autotune.store import Experiment, LeaseConflict, Store, Trial, now
+from autotune.tuner import Scheduler, best_trial, loss_of, summarize
 from tests.unit._support import MACHINE
 
 MakeTrial = Callable[..., Trial]
@@ -126,55 +126,7 @@ def test_summary_without_a_working_baseline(
     assert summarize(store, make_experiment("empty")).best is None
 
 
-# -- the loop -----------------------------------------------------------------------------------
-
-
-class FakeAgent:
-    """Runs no system: the objective is a function of the config; chosen trials fail."""
-
-    def __init__(self, objective: Callable[[Config], float], fail: set[int] = frozenset()) -> None:  # type: ignore[assignment]
-        self.objective = objective
-        self.fail = set(fail)
-        self.configs: list[Config] = []
-
-    def run_trial(self, config: Config, phase: Callable[[str], None] = lambda _: None) -> Any:
-        self.configs.append(dict(config))
-        phase("measure")
-        n = len(self.configs)
-        if n in self.fail:
-            return TrialOutcome(
-                status="failed",
-                error=f"trial {n} broke",
-                log_excerpt="FATAL",
-                timings={"total_s": 1.0},
-                started_at=now(),
-                finished_at=now(),
-            )
-        return TrialOutcome(
-            status="ok",
-            metrics={"tps": self.objective(config), "latency_avg_ms": 1.0},
-            timings={"measure_s": 1.0, "total_s": 1.5},
-            status_history=[("apply", "t0"), ("ok", "t1")],
-            started_at=now(),
-            finished_at=now(),
-        )
-
-
-class Recorder(Events):
-    def __init__(self) -> None:
-        self.started: list[tuple[int, bool]] = []
-        self.phases: list[str] = []
-        self.finished: list[int] = []
-
-    def trial_started(self, number: int, config: Config, baseline: bool) -> None:
-        self.started.append((number, baseline))
-
-    def phase(self, name: str) -> None:
-        self.phases.append(name)
-
-    def trial_finished(self, trial: Trial, baseline: Trial | None) -> None:
-        self.finished.append(trial.number)
-
+# -- the scheduler ------------------------------------------------------------------------------
 
 NAMES = ["mem", "ratio", "mode"]
 
@@ -183,111 +135,191 @@ def tps(config: Config) -> float:
     return 1000.0 * float(config["ratio"]) + (100.0 if config["mode"] == "b" else 0.0)
 
 
+def outcome(config: Config, fail: bool = False) -> TrialOutcome:
+    """What an agent would report, without running a system: tps is a function of the config."""
+    if fail:
+        return TrialOutcome(
+            status="failed",
+            error="it broke",
+            log_excerpt="FATAL",
+            timings={"total_s": 1.0},
+            started_at=now(),
+            finished_at=now(),
+        )
+    return TrialOutcome(
+        status="ok",
+        metrics={"tps": tps(config), "latency_avg_ms": 1.0},
+        timings={"measure_s": 1.0, "total_s": 1.5},
+        status_history=[("apply", "t0"), ("ok", "t1")],
+        started_at=now(),
+        finished_at=now(),
+    )
+
+
 @pytest.fixture
 def space(toy_spec: Spec) -> Space:
     return Space(toy_spec, NAMES, MACHINE)
 
 
-def tuner(store: Store, exp: Experiment, space: Space, agent: FakeAgent, **kw: Any) -> Tuner:
-    return Tuner(store, exp, space, RandomOptimizer(space, seed=0), agent, **kw)  # type: ignore[arg-type]
+@pytest.fixture
+def sched_exp(make_experiment: MakeExperiment) -> Callable[..., Experiment]:
+    def make(
+        budget: int = 5, parallelism: int = 1, direction: str = "maximize", **extra: Any
+    ) -> Experiment:
+        settings = {
+            "knobs": NAMES,
+            "duration_s": None,
+            "budget": budget,
+            "parallelism": parallelism,
+            "machine": {"memory_bytes": MACHINE.memory_bytes, "cpus": MACHINE.cpus},
+            **extra,
+        }
+        return make_experiment("exp", direction, optimizer="random", settings=settings)
+
+    return make
 
 
-def test_baseline_first_then_optimiser_configs(
-    store: Store, make_experiment: MakeExperiment, space: Space
+def run_all(scheduler: Scheduler, fail: set[int] = frozenset(), agent: str = "a") -> int:  # type: ignore[assignment]
+    """Lease and report until the tuner has nothing left; returns how many ran."""
+    ran = 0
+    while (lease := scheduler.lease(agent)) is not None:
+        scheduler.report(
+            agent, lease.trial_id, lease.lease_id, outcome(lease.config, lease.number in fail)
+        )
+        ran += 1
+    return ran
+
+
+def test_baseline_first_then_distinct_configs(
+    store: Store, sched_exp: Callable[..., Experiment], space: Space
 ) -> None:
-    exp = make_experiment()
-    agent = FakeAgent(tps)
-    events = Recorder()
-    summary = tuner(store, exp, space, agent, events=events).run(5)
+    exp = sched_exp(budget=5)
+    scheduler = Scheduler(store)
+    assert run_all(scheduler) == 5
     trials = store.trials(exp)
     assert [t.number for t in trials] == [1, 2, 3, 4, 5]
     assert trials[0].is_baseline and trials[0].config == space.default()
     assert not any(t.is_baseline for t in trials[1:])
-    assert all(t.ok and t.objective == tps(t.config) for t in trials)
+    assert all(t.ok and t.objective == tps(t.config) and t.agent == "a" for t in trials)
     assert len({space.key(t.config) for t in trials}) == 5
-    assert events.started == [(1, True), (2, False), (3, False), (4, False), (5, False)]
-    assert events.finished == [1, 2, 3, 4, 5]
-    assert "measure" in events.phases
+    assert store.require_experiment("exp").status == "done"
+    assert scheduler.lease("a") is None
+    summary = summarize(store, exp)
     assert summary.trials == 5
-    assert summary.baseline is not None and summary.baseline.number == 1
     assert summary.best == best_trial(trials, "maximize")
 
 
-def test_failed_trials_are_recorded_and_the_session_goes_on(
-    store: Store, make_experiment: MakeExperiment, space: Space
+def test_failed_trials_are_recorded_and_the_experiment_goes_on(
+    store: Store, sched_exp: Callable[..., Experiment]
 ) -> None:
-    exp = make_experiment()
-    summary = tuner(store, exp, space, FakeAgent(tps, fail={3})).run(4)
+    exp = sched_exp(budget=4)
+    run_all(Scheduler(store), fail={3})
     trials = store.trials(exp)
     assert [t.status for t in trials] == ["ok", "ok", "failed", "ok"]
-    assert trials[2].error == "trial 3 broke"
-    assert trials[2].log_excerpt == "FATAL"
+    assert trials[2].error == "it broke" and trials[2].log_excerpt == "FATAL"
     assert trials[2].objective is None
-    assert summary.failed == 1
+    assert summarize(store, exp).failed == 1
 
 
 def test_a_trial_without_the_objective_metric_counts_as_failed(
-    store: Store, make_experiment: MakeExperiment, space: Space
+    store: Store, sched_exp: Callable[..., Experiment]
 ) -> None:
-    exp = make_experiment("p95", "minimize")  # objective latency_p95_ms, which FakeAgent omits
-    with pytest.raises(TuningError, match=r"baseline.*no 'latency_p95_ms'"):
-        tuner(store, exp, space, FakeAgent(tps)).run(2)
+    exp = sched_exp(budget=1, direction="minimize")  # objective latency_p95_ms: not reported
+    run_all(Scheduler(store))
     (trial,) = store.trials(exp)
     assert trial.status == "failed"
+    assert trial.error is not None and "no 'latency_p95_ms'" in trial.error
     assert trial.metrics["tps"] > 0  # what was measured is kept
 
 
-def test_a_failed_baseline_stops_the_session(
-    store: Store, make_experiment: MakeExperiment, space: Space
+def test_a_failed_baseline_is_proposed_again(
+    store: Store, sched_exp: Callable[..., Experiment], space: Space
 ) -> None:
-    exp = make_experiment()
-    with pytest.raises(TuningError, match=r"baseline.*failed.*trial 1 broke"):
-        tuner(store, exp, space, FakeAgent(tps, fail={1})).run(5)
-    assert [t.number for t in store.trials(exp)] == [1]
-
-
-def test_resuming_continues_where_the_session_stopped(
-    store: Store, make_experiment: MakeExperiment, space: Space
-) -> None:
-    exp = make_experiment()
-    calls = {"n": 0}
-
-    def stop_after_three() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 3
-
-    tuner(store, exp, space, FakeAgent(tps)).run(10, should_stop=stop_after_three)
-    assert [t.number for t in store.trials(exp)] == [1, 2, 3]
-    agent = FakeAgent(tps)
-    fresh_optimizer = RandomOptimizer(space, seed=0)
-    Tuner(store, exp, space, fresh_optimizer, agent).run(6)  # type: ignore[arg-type]
+    exp = sched_exp(budget=3)
+    run_all(Scheduler(store), fail={1})
     trials = store.trials(exp)
-    assert [t.number for t in trials] == [1, 2, 3, 4, 5, 6]
-    assert sum(t.is_baseline for t in trials) == 1  # the baseline is not run again
-    assert len(agent.configs) == 3
-    assert len(fresh_optimizer.history_) == 6  # recorded trials were told again
-    assert len({space.key(t.config) for t in trials}) == 6  # and not proposed twice
+    assert [(t.number, t.is_baseline, t.status) for t in trials][:2] == [
+        (1, True, "failed"),
+        (2, True, "ok"),
+    ]
+    assert trials[1].config == space.default()
+    summary = summarize(store, exp)
+    assert summary.baseline is not None and summary.baseline.number == 2
 
 
-def test_a_finished_experiment_runs_nothing(
-    store: Store, make_experiment: MakeExperiment, space: Space
+def test_a_larger_budget_resumes_where_it_stopped(
+    store: Store, sched_exp: Callable[..., Experiment], space: Space
 ) -> None:
-    exp = make_experiment()
-    tuner(store, exp, space, FakeAgent(tps)).run(2)
-    agent = FakeAgent(tps)
-    summary = tuner(store, exp, space, agent).run(2)
-    assert agent.configs == []
-    assert summary.trials == 2
+    exp = sched_exp(budget=3)
+    scheduler = Scheduler(store)
+    run_all(scheduler)
+    first = store.trials(exp)
+    store.update_experiment(exp, status="running", budget=6)
+    assert run_all(Scheduler(store)) == 3  # a fresh scheduler: all state is in the store
+    trials = store.trials(exp)
+    assert trials[:3] == first
+    assert sum(t.is_baseline for t in trials) == 1
+    assert len({space.key(t.config) for t in trials}) == 6
 
 
-def test_resuming_after_a_failed_baseline_runs_the_baseline_again(
-    store: Store, make_experiment: MakeExperiment, space: Space
+def test_parallel_leases_get_distinct_configs_and_respect_parallelism(
+    store: Store, sched_exp: Callable[..., Experiment], space: Space
 ) -> None:
-    """Once the cause is fixed, re-running the experiment needs a working baseline."""
-    exp = make_experiment()
-    with pytest.raises(TuningError):
-        tuner(store, exp, space, FakeAgent(tps, fail={1})).run(4)
-    agent = FakeAgent(tps)
-    summary = tuner(store, exp, space, agent).run(4)
-    assert agent.configs[0] == space.default()
-    assert summary.baseline is not None and summary.baseline.ok
+    sched_exp(budget=8, parallelism=3)
+    scheduler = Scheduler(store)
+    leases = [scheduler.lease(agent) for agent in ("a", "b", "c")]
+    assert all(lease is not None for lease in leases)
+    held = [lease for lease in leases if lease is not None]
+    assert len({lease.trial_id for lease in held}) == 3
+    assert len({space.key(lease.config) for lease in held}) == 3
+    assert scheduler.lease("d") is None  # three in flight already
+    first = held[0]
+    scheduler.report("a", first.trial_id, first.lease_id, outcome(first.config))
+    assert scheduler.lease("d") is not None
+
+
+def test_an_expired_lease_goes_to_another_agent_and_its_report_is_refused(
+    store: Store, sched_exp: Callable[..., Experiment]
+) -> None:
+    exp = sched_exp(budget=1, lease_s=0.05)
+    scheduler = Scheduler(store)
+    lost = scheduler.lease("a")
+    assert lost is not None
+    time.sleep(0.1)
+    again = scheduler.lease("b")
+    assert again is not None and again.trial_id == lost.trial_id
+    assert again.lease_id != lost.lease_id
+    with pytest.raises(LeaseConflict):
+        scheduler.report("a", lost.trial_id, lost.lease_id, outcome(lost.config))
+    with pytest.raises(LeaseConflict):  # b's lease, a's name: still not a's
+        scheduler.report("a", again.trial_id, again.lease_id, outcome(again.config))
+    scheduler.heartbeat("b", again.trial_id, again.lease_id)
+    scheduler.report("b", again.trial_id, again.lease_id, outcome(again.config))
+    (trial,) = store.trials(exp)
+    assert trial.status == "ok" and trial.agent == "b" and trial.attempts == 2
+    with pytest.raises(LeaseConflict):  # reported once; a second report is refused
+        scheduler.report("b", again.trial_id, again.lease_id, outcome(again.config))
+
+
+def test_a_released_trial_is_leased_again(
+    store: Store, sched_exp: Callable[..., Experiment]
+) -> None:
+    sched_exp(budget=1)
+    scheduler = Scheduler(store)
+    lease = scheduler.lease("a")
+    assert lease is not None
+    scheduler.release("a", lease.trial_id, lease.lease_id)
+    again = scheduler.lease("b")
+    assert again is not None and again.trial_id == lease.trial_id
+
+
+def test_heartbeats_extend_the_lease(store: Store, sched_exp: Callable[..., Experiment]) -> None:
+    sched_exp(budget=1, lease_s=0.3)
+    scheduler = Scheduler(store)
+    lease = scheduler.lease("a")
+    assert lease is not None
+    for _ in range(4):
+        time.sleep(0.15)
+        scheduler.heartbeat("a", lease.trial_id, lease.lease_id)
+    assert scheduler.lease("b") is None  # 0.6 s later, still a's
+    scheduler.report("a", lease.trial_id, lease.lease_id, outcome(lease.config))
