@@ -51,6 +51,13 @@ def experiment_space(experiment: Experiment) -> Space:
     return Space(spec, list(experiment.settings.get("knobs", [])), machine)
 
 
+def _count(trials: list[Trial]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for trial in trials:
+        out[trial.status] = out.get(trial.status, 0) + 1
+    return out
+
+
 class Scheduler:
     """Proposes, leases and records trials for every running experiment in a store."""
 
@@ -90,33 +97,42 @@ class Scheduler:
 
     def lease(self, agent: str, experiment: str | None = None) -> Lease | None:
         """The next trial for ``agent`` (from one experiment, if named), or None."""
-        with self._lock:
-            for exp in self.store.running_experiments():
-                if experiment is not None and exp.name != experiment:
-                    continue
-                trials = self.store.trials(exp)
-                finished = sum(t.finished for t in trials)
-                if finished >= exp.budget:
-                    self.store.update_experiment(exp, status="done")
-                    continue
-                active = sum(not t.finished for t in trials)
-                room = min(exp.parallelism - active, exp.budget - len(trials))
-                if room > 0:
-                    self.store.add_proposals(exp, self.propose(exp, trials, room))
-                got = self.store.lease_next(exp, agent, self._lease_s(exp))
-                if got is not None:
-                    trial, lease_id = got
-                    assert trial.id is not None
-                    return Lease(
-                        trial_id=trial.id,
-                        lease_id=lease_id,
-                        number=trial.number,
-                        config=trial.config,
-                        is_baseline=trial.is_baseline,
-                        lease_s=self._lease_s(exp),
-                        experiment=experiment_info(exp),
-                    )
+        for exp in self.store.running_experiments():
+            if experiment is not None and exp.name != experiment:
+                continue
+            counts = self.store.trial_counts(exp)
+            if counts.get("ok", 0) + counts.get("failed", 0) >= exp.budget:
+                self.store.update_experiment(exp, status="done")
+                continue
+            if self._room(exp, counts) > 0:
+                # Only proposing needs the whole history and the optimiser; leasing
+                # an already proposed trial is one locked row.
+                with self._lock:
+                    trials = self.store.trials(exp)
+                    room = self._room(exp, _count(trials))
+                    if room > 0:
+                        self.store.add_proposals(exp, self.propose(exp, trials, room))
+            got = self.store.lease_next(exp, agent, self._lease_s(exp))
+            if got is not None:
+                trial, lease_id = got
+                assert trial.id is not None
+                return Lease(
+                    trial_id=trial.id,
+                    lease_id=lease_id,
+                    number=trial.number,
+                    config=trial.config,
+                    is_baseline=trial.is_baseline,
+                    lease_s=self._lease_s(exp),
+                    experiment=experiment_info(exp),
+                )
         return None
+
+    @staticmethod
+    def _room(experiment: Experiment, counts: dict[str, int]) -> int:
+        """How many new trials may be proposed: parallelism and budget both bound it."""
+        total = sum(counts.values())
+        active = counts.get("pending", 0) + counts.get("leased", 0)
+        return min(experiment.parallelism - active, experiment.budget - total)
 
     def heartbeat(self, agent: str, trial_id: int, lease_id: str) -> datetime:
         experiment = self.store.experiment_of_trial(trial_id)
@@ -149,11 +165,10 @@ class Scheduler:
             error=error,
             log_excerpt=outcome.log_excerpt,
         )
-        with self._lock:
-            stored = self.store.finish(trial_id, lease_id, agent, result)
-            done = self.store.trials(experiment, finished_only=True)
-            if len(done) >= experiment.budget:
-                self.store.update_experiment(experiment, status="done")
+        stored = self.store.finish(trial_id, lease_id, agent, result)
+        counts = self.store.trial_counts(experiment)
+        if counts.get("ok", 0) + counts.get("failed", 0) >= experiment.budget:
+            self.store.update_experiment(experiment, status="done")
         return stored
 
 

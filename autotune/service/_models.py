@@ -1,0 +1,384 @@
+"""Request and response bodies of the tuner service.
+
+Requests are strict: unknown fields are refused, every string, list and map is
+bounded, names follow the spec's own naming rules, numbers are finite. Anything
+else is a 422 before a handler runs, so no handler sees input it must distrust.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from autotune.agent import Lease
+from autotune.store import Experiment, Trial
+
+KiB = 1024
+MiB = 1024 * KiB
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+KNOB_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$"  # the spec's NAME_RE, bounded
+LEASE_ID_PATTERN = r"^[0-9a-f]{32}$"  # Store.lease_next: secrets.token_hex(16)
+MAX_DB_INT = 2**31 - 1  # the store's Integer columns: larger ids or seeds would not fit
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, strict=True, examples=["pg-tpcb-1"])]
+KnobName = Annotated[str, Field(pattern=KNOB_PATTERN, strict=True)]
+MetricName = Annotated[str, Field(pattern=KNOB_PATTERN, strict=True)]
+KnobGroup = Annotated[str, Field(pattern=r"^group:[A-Za-z0-9_.-]{1,128}$", strict=True)]
+LeaseId = Annotated[str, Field(pattern=LEASE_ID_PATTERN, strict=True)]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+OptimizerName = Literal["gp", "random", "lhs"]  # autotune.optimizers.OPTIMIZERS (a test checks)
+
+
+def _relative(path: str) -> str:
+    """Workload files land under the agent's work dir: the path must stay inside it."""
+    parts = PurePosixPath(path).parts
+    if path.startswith("/") or "\\" in path or any(p in ("..", ".") for p in parts):
+        raise ValueError("must be a relative path inside the workload's folder, without '..'")
+    return path
+
+
+def _storable(text: str) -> str:
+    """Refuse text no store can hold: NUL (PostgreSQL) or lone surrogates (UTF-8)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return text
+
+
+def _scrub(text: str) -> str:
+    """Make reported free text (errors, server logs) storable rather than lose the report."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
+def _utc(value: datetime) -> datetime:
+    """Store times in UTC; refuse ones that do not fit there rather than fail later."""
+    try:
+        out = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not 1970 <= out.year <= 9000:
+        raise ValueError("must be between 1970 and 9000")
+    return out
+
+
+HistoryItem = Annotated[str, Field(max_length=200, strict=True), AfterValidator(_scrub)]
+RelPath = Annotated[
+    str,
+    Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_./-]+$", strict=True),
+    AfterValidator(_relative),
+]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
+Document = Annotated[
+    str, Field(min_length=1, max_length=1 * MiB, strict=True), AfterValidator(_storable)
+]
+FileText = Annotated[str, Field(max_length=4 * MiB, strict=True), AfterValidator(_storable)]
+Label = Annotated[
+    str,
+    Field(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]+$", strict=True),
+    AfterValidator(_storable),
+]
+ShortText = Annotated[str, Field(max_length=10_000, strict=True), AfterValidator(_scrub)]
+LongText = Annotated[str, Field(max_length=64 * KiB, strict=True), AfterValidator(_scrub)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- admin: experiments and agents ------------------------------------------------------------
+
+
+class MachineIn(Strict):
+    """The tuned host, for machine-relative bounds such as ``25% memory``."""
+
+    memory_bytes: Annotated[int, Field(strict=True, ge=64 * MiB, le=2**50)]
+    cpus: Annotated[int, Field(strict=True, ge=1, le=4096)]
+
+
+class ExperimentCreate(Strict):
+    """What ``autotune tune`` takes on the command line, with the files' contents inline."""
+
+    name: Name
+    spec: Document = Field(
+        description="The knob spec's YAML text."
+    )
+    spec_path: Label = Field(description="Where the spec came from; a label in messages.")
+    workload: Document = Field(
+        description="The workload's YAML text; its objective is the experiment's."
+    )
+    workload_name: Name = Field(description="The workload file's name, without .yaml.")
+    workload_path: Label | None = Field(
+        default=None, description="Where the workload came from; a label (default NAME.yaml)."
+    )
+    files: dict[RelPath, FileText] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="Files the workload names (scripts, SQL), by path relative to it.",
+    )
+    knobs: (
+        Annotated[list[KnobName], Field(min_length=1, max_length=1000)] | KnobGroup | None
+    ) = Field(default=None, description="Knob names, 'group:NAME', or null for all tunable.")
+    budget: Annotated[int, Field(strict=True, ge=1, le=100_000)] = Field(
+        description="Trials in all, the baseline included."
+    )
+    parallelism: Annotated[int, Field(strict=True, ge=1, le=256)] = 1
+    optimizer: OptimizerName = "gp"
+    seed: Annotated[int, Field(strict=True, ge=0, le=MAX_DB_INT)] = 0
+    duration_s: Annotated[Finite, Field(gt=0, le=86_400)] | None = Field(
+        default=None, description="Measured seconds per trial (default: the workload's)."
+    )
+    allow_unsafe: Annotated[bool, Field(strict=True)] = False
+    restartable: Annotated[bool, Field(strict=True)] = Field(
+        default=True,
+        description="Whether agents can restart their targets; false leaves out "
+        "restart-class knobs, as `autotune tune --dsn` without --restart-command does.",
+    )
+    lease_s: Annotated[Finite, Field(gt=0, le=86_400)] | None = Field(
+        default=None, description="Lease length for this experiment (default: the server's)."
+    )
+    machine: MachineIn | None = Field(
+        default=None, description="The tuned hosts' size (default: the server's own)."
+    )
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    status: str
+    system: str
+    spec_path: str
+    workload: str
+    workload_path: str
+    objective_metric: str
+    direction: str
+    optimizer: str
+    seed: int
+    budget: int
+    parallelism: int
+    knobs: list[str]
+    duration_s: float | None
+    lease_s: float | None
+    machine: dict[str, int] | None
+    created_at: datetime
+    trials: int = Field(description="Trials proposed so far, in flight included.")
+    finished: int
+    failed: int
+
+    @classmethod
+    def of(cls, experiment: Experiment, trials: list[Trial]) -> ExperimentOut:
+        settings = experiment.settings
+        return cls(
+            name=experiment.name,
+            status=experiment.status,
+            system=experiment.system,
+            spec_path=experiment.spec_path,
+            workload=experiment.workload_name,
+            workload_path=experiment.workload_path,
+            objective_metric=experiment.objective_metric,
+            direction=experiment.direction,
+            optimizer=experiment.optimizer,
+            seed=experiment.seed,
+            budget=experiment.budget,
+            parallelism=experiment.parallelism,
+            knobs=list(settings.get("knobs", [])),
+            duration_s=settings.get("duration_s"),
+            lease_s=settings.get("lease_s"),
+            machine=settings.get("machine"),
+            created_at=experiment.created_at,
+            trials=len(trials),
+            finished=sum(t.finished for t in trials),
+            failed=sum(t.status == "failed" for t in trials),
+        )
+
+
+class ExperimentCreated(BaseModel):
+    experiment: ExperimentOut
+    resumed: bool = Field(description="True if an experiment with this definition existed.")
+    notes: list[str] = Field(description="Knobs left out, and why.")
+
+
+class TrialOut(BaseModel):
+    id: int
+    number: int
+    status: str
+    baseline: bool
+    agent: str | None
+    attempts: int
+    proposed_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    lease_expires_at: datetime | None
+    config: dict[str, Any]
+    objective: float | None
+    metrics: dict[str, float]
+    timings: dict[str, float]
+    status_history: list[list[str]]
+    not_applied: dict[str, str]
+    error: str | None
+    log_excerpt: str | None
+
+    @classmethod
+    def of(cls, trial: Trial) -> TrialOut:
+        assert trial.id is not None
+        return cls(
+            id=trial.id,
+            number=trial.number,
+            status=trial.status,
+            baseline=trial.is_baseline,
+            agent=trial.agent,
+            attempts=trial.attempts,
+            proposed_at=trial.proposed_at,
+            started_at=trial.started_at,
+            finished_at=trial.finished_at,
+            lease_expires_at=trial.lease_expires_at,
+            config=trial.config,
+            objective=trial.objective,
+            metrics=trial.metrics,
+            timings=trial.timings,
+            status_history=[list(item) for item in trial.status_history],
+            not_applied=trial.not_applied,
+            error=trial.error,
+            log_excerpt=trial.log_excerpt,
+        )
+
+    def to_trial(self) -> Trial:
+        """Back to the store's dataclass, for code shared with the local path."""
+        return Trial(
+            id=self.id,
+            number=self.number,
+            config=self.config,
+            status=self.status,
+            objective=self.objective,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            is_baseline=self.baseline,
+            metrics=self.metrics,
+            timings=self.timings,
+            status_history=[tuple(item) for item in self.status_history],
+            not_applied=self.not_applied,
+            error=self.error,
+            log_excerpt=self.log_excerpt,
+            agent=self.agent,
+            proposed_at=self.proposed_at,
+            lease_expires_at=self.lease_expires_at,
+            attempts=self.attempts,
+        )
+
+
+class BestOut(BaseModel):
+    experiment: str
+    status: str
+    objective_metric: str
+    direction: str
+    budget: int
+    trials: int = Field(description="Finished trials.")
+    failed: int
+    baseline: TrialOut | None
+    best: TrialOut | None
+    improvement_pct: float | None
+
+
+class AgentCreate(Strict):
+    name: Name
+
+
+class AgentToken(BaseModel):
+    name: str
+    token: str = Field(description="Shown once; the store keeps only its hash.")
+
+
+# -- agents: leases and reports ---------------------------------------------------------------
+
+
+class LeaseRequest(Strict):
+    experiment: Name | None = Field(default=None, description="Only trials of this experiment.")
+
+
+class ExperimentInfoOut(BaseModel):
+    """autotune.agent.ExperimentInfo, field for field."""
+
+    name: str
+    system: str
+    spec_content: str
+    spec_path: str
+    spec_hash: str
+    workload_name: str
+    workload_content: str
+    workload_path: str
+    workload_hash: str
+    objective_metric: str
+    direction: str
+    duration_s: float | None
+    knobs: list[str]
+    machine: dict[str, int] | None
+    workload_files: dict[str, str]
+
+
+class LeaseOut(BaseModel):
+    """autotune.agent.Lease, field for field (Lease.to_json)."""
+
+    trial_id: int
+    lease_id: str
+    number: int
+    config: dict[str, Any]
+    is_baseline: bool
+    lease_s: float
+    experiment: ExperimentInfoOut
+
+    @classmethod
+    def of(cls, lease: Lease) -> LeaseOut:
+        return cls.model_validate(lease.to_json())
+
+
+class LeaseRef(Strict):
+    lease_id: LeaseId
+
+
+class HeartbeatOut(BaseModel):
+    expires_at: datetime
+
+
+class Released(BaseModel):
+    trial_id: int
+    status: Literal["pending"] = "pending"
+
+
+class OutcomeIn(Strict):
+    """autotune.agent.TrialOutcome as an agent reports it."""
+
+    status: Literal["ok", "failed"]
+    metrics: dict[MetricName, Finite] = Field(default_factory=dict, max_length=200)
+    timings: dict[MetricName, Annotated[Finite, Field(ge=0)]] = Field(
+        default_factory=dict, max_length=100
+    )
+    status_history: Annotated[
+        list[Annotated[list[HistoryItem], Field(min_length=1, max_length=4)]],
+        Field(max_length=200),
+    ] = Field(default_factory=list, description="[status, ISO time, detail…] per phase.")
+    not_applied: dict[KnobName, ShortText] = Field(default_factory=dict, max_length=1000)
+    error: ShortText | None = None
+    log_excerpt: LongText | None = None
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+
+
+class ReportIn(Strict):
+    lease_id: LeaseId
+    outcome: OutcomeIn
+
+
+class Problem(BaseModel):
+    """Every error response: one readable line, and one line per problem."""
+
+    detail: str
+    problems: list[str] = Field(default_factory=list)
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
