@@ -26,6 +26,7 @@ class Optimizer(ABC):
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.history_: list[tuple[Config, float | None]] = []
+        self._seen_keys: set[tuple[object, ...]] = set()  # kept up to date by tell()
 
     @abstractmethod
     def ask(self, n: int = 1, pending: Sequence[Config] = ()) -> list[Config]:
@@ -35,12 +36,23 @@ class Optimizer(ABC):
         optimiser should spread away from them as well as from each other.
         """
 
+    def reseed(self, *stream: int) -> None:
+        """Start a fresh random stream, keeping ``seed`` (and so any initial design).
+
+        A tuner that rebuilds its optimiser from the store before each proposal
+        calls this with, say, the number of trials so far; otherwise every
+        rebuild would replay the same random draws.
+        """
+        self.rng = np.random.default_rng([self.seed, *stream])
+
     def tell(self, config: Config, loss: float | None) -> None:
         """Record an outcome; ``loss`` is None for a failed trial."""
         self.history_.append((dict(config), loss))
+        self._seen_keys.add(self.space.key(config))
 
     def seen(self) -> set[tuple[object, ...]]:
-        return {self.space.key(c) for c, _ in self.history_}
+        """Keys of every config told so far (a copy, for the caller to extend)."""
+        return set(self._seen_keys)
 
     def _fresh(
         self, candidates: list[Config], n: int, exclude: Sequence[Config] = ()

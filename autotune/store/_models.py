@@ -40,7 +40,7 @@ class SpecRow(Base):
     content: Mapped[str] = mapped_column(Text)
     path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    system: Mapped[SystemRow] = relationship()
+    system: Mapped[SystemRow] = relationship(lazy="joined")
 
 
 class WorkloadRow(Base):
@@ -80,8 +80,9 @@ class ExperimentRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | done
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    spec: Mapped[SpecRow] = relationship()
-    workload: Mapped[WorkloadRow] = relationship()
+    # Loaded with the experiment: every use of an experiment needs both.
+    spec: Mapped[SpecRow] = relationship(lazy="joined")
+    workload: Mapped[WorkloadRow] = relationship(lazy="joined")
 
 
 class TrialRow(Base):
@@ -109,7 +110,7 @@ class TrialRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     log_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
     metrics: Mapped[list[MetricRow]] = relationship(
-        cascade="all, delete-orphan", order_by="MetricRow.name"
+        cascade="all, delete-orphan", order_by="MetricRow.name", lazy="selectin"
     )
 
 

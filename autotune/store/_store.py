@@ -11,7 +11,7 @@ import hashlib
 import math
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, func, inspect, make_url, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from autotune.store._models import (
     AgentRow,
@@ -408,11 +408,54 @@ class Store:
 
     def trials(self, experiment: Experiment, finished_only: bool = False) -> list[Trial]:
         """The experiment's trials by number; with ``finished_only``, just ok and failed ones."""
-        query = select(TrialRow).where(TrialRow.experiment_id == experiment.id)
+        query = (
+            select(TrialRow)
+            .where(TrialRow.experiment_id == experiment.id)
+            .options(selectinload(TrialRow.metrics))  # one query for all metrics, not one each
+        )
         if finished_only:
             query = query.where(TrialRow.status.in_(FINISHED))
         with self._session() as session:
             return [_trial(row) for row in session.scalars(query.order_by(TrialRow.number))]
+
+    def history(
+        self, experiment: Experiment, after: int = 0, numbers: Sequence[int] = ()
+    ) -> list[Trial]:
+        """Trials with only what an optimiser needs (config, status, objective): cheap to load.
+
+        Proposing happens on the lease path, so it must not drag metrics,
+        timings and logs of thousands of trials through the ORM each time.
+        ``after`` and ``numbers`` fetch just the trials numbered above ``after``
+        plus the listed ones, for callers that keep the rest.
+        """
+        columns = (
+            TrialRow.number,
+            TrialRow.config,
+            TrialRow.status,
+            TrialRow.objective,
+            TrialRow.is_baseline,
+        )
+        with self._session() as session:
+            wanted = TrialRow.number > after
+            if numbers:
+                wanted = wanted | TrialRow.number.in_(list(numbers))
+            rows = session.execute(
+                select(*columns)
+                .where(TrialRow.experiment_id == experiment.id, wanted)
+                .order_by(TrialRow.number)
+            )
+            return [
+                Trial(
+                    number=number,
+                    config=config,
+                    status=status,
+                    objective=objective,
+                    started_at=None,
+                    finished_at=None,
+                    is_baseline=is_baseline,
+                )
+                for number, config, status, objective, is_baseline in rows
+            ]
 
     def trial_counts(self, experiment: Experiment) -> dict[str, int]:
         """Trials by status, counted in the database: the lease path's cheap check."""
@@ -428,7 +471,9 @@ class Store:
         self, experiment: Experiment, *, status: str | None = None, budget: int | None = None
     ) -> Experiment:
         with self._session() as session:
-            row = session.get(ExperimentRow, experiment.id, with_for_update=True)
+            # Lock the experiment row only: PostgreSQL refuses FOR UPDATE across the
+            # outer joins that load its spec and workload.
+            row = session.get(ExperimentRow, experiment.id, with_for_update={"of": ExperimentRow})
             assert row is not None
             if status is not None:
                 row.status = status
@@ -501,7 +546,7 @@ class Store:
                 )
                 .order_by(TrialRow.number)
                 .limit(1)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, of=TrialRow)
             )
             if row is None:
                 return None
@@ -518,7 +563,7 @@ class Store:
             return _trial(row), lease_id
 
     def _held(self, session: Session, trial_id: int, lease_id: str, agent: str) -> TrialRow:
-        row = session.get(TrialRow, trial_id, with_for_update=True)
+        row = session.get(TrialRow, trial_id, with_for_update={"of": TrialRow})
         if row is None:
             raise LeaseConflict(f"no trial {trial_id}")
         if row.status != "leased" or row.lease_id != lease_id or row.agent != agent:

@@ -9,11 +9,13 @@ LOCKED`` on PostgreSQL), so a trial is never leased twice.
 
 from __future__ import annotations
 
+import functools
 import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from autotune.agent import ExperimentInfo, Lease, TrialOutcome
-from autotune.optimizers import make_optimizer
+from autotune.optimizers import Optimizer, make_optimizer
 from autotune.space import Space
 from autotune.spec import Machine, parse_spec
 from autotune.store import Experiment, LeaseConflict, Proposal, Store, Trial
@@ -47,8 +49,22 @@ def experiment_space(experiment: Experiment) -> Space:
     """The experiment's search space, resolved on the machine it was created for."""
     recorded = experiment.settings.get("machine")
     machine = Machine(**recorded) if isinstance(recorded, dict) else Machine.local()
-    spec = parse_spec(experiment.spec_content, experiment.spec_path, machine)
-    return Space(spec, list(experiment.settings.get("knobs", [])), machine)
+    knobs = tuple(experiment.settings.get("knobs", []))
+    return _space(experiment.spec_content, experiment.spec_path, knobs, machine)
+
+
+@functools.lru_cache(maxsize=64)
+def _space(content: str, path: str, knobs: tuple[str, ...], machine: Machine) -> Space:
+    """Parsing a spec takes tens of milliseconds; a busy server proposes many times a second."""
+    return Space(parse_spec(content, path, machine), list(knobs), machine)
+
+
+@dataclass
+class _Cache:
+    optimizer_name: str
+    optimizer: Optimizer
+    trials: dict[int, Trial] = field(default_factory=dict)
+    told: set[int] = field(default_factory=set)
 
 
 def _count(trials: list[Trial]) -> dict[str, int]:
@@ -67,20 +83,46 @@ class Scheduler:
         # Within one process, propose one batch at a time; across processes the
         # store's keys and row locks keep things right.
         self._lock = threading.Lock()
+        self._cache: dict[int, _Cache] = {}
 
     def _lease_s(self, experiment: Experiment) -> float:
         return float(experiment.settings.get("lease_s") or self.lease_s)
 
-    def propose(self, experiment: Experiment, trials: list[Trial], room: int) -> list[Proposal]:
+    def _history(self, experiment: Experiment) -> tuple[list[Trial], Optimizer]:
+        """The experiment's trials and an optimiser told every finished one.
+
+        Finished trials never change, so they are kept between calls and only
+        new or unfinished ones are read again: proposing stays cheap at
+        thousands of trials. The store stays the only truth; several
+        schedulers each keep their own copy.
+        """
+        cached = self._cache.get(experiment.id)
+        if cached is None or cached.optimizer_name != experiment.optimizer:
+            space = experiment_space(experiment)
+            optimizer = make_optimizer(experiment.optimizer, space, experiment.seed)
+            cached = _Cache(experiment.optimizer, optimizer)
+            self._cache[experiment.id] = cached
+        open_numbers = [n for n, t in cached.trials.items() if not t.finished]
+        last = max(cached.trials, default=0)
+        for trial in self.store.history(experiment, after=last, numbers=open_numbers):
+            cached.trials[trial.number] = trial
+            if trial.finished and trial.number not in cached.told:
+                cached.optimizer.tell(trial.config, loss_of(trial, experiment.direction))
+                cached.told.add(trial.number)
+        trials = [cached.trials[n] for n in sorted(cached.trials)]
+        cached.optimizer.reseed(len(trials))
+        return trials, cached.optimizer
+
+    def propose(self, experiment: Experiment, room: int) -> list[Proposal]:
         """Up to ``room`` new configs, distinct from every trial so far, in flight included.
 
         The baseline (the spec's defaults) comes first, and again if it failed.
         """
-        space = experiment_space(experiment)
-        optimizer = make_optimizer(experiment.optimizer, space, experiment.seed)
-        for trial in trials:
-            if trial.finished:
-                optimizer.tell(trial.config, loss_of(trial, experiment.direction))
+        trials, optimizer = self._history(experiment)
+        space = optimizer.space
+        room = min(room, self._room(experiment, _count(trials)))
+        if room <= 0:
+            return []
         in_flight = [t.config for t in trials if not t.finished]
         number = max((t.number for t in trials), default=0)
         proposals: list[Proposal] = []
@@ -108,10 +150,9 @@ class Scheduler:
                 # Only proposing needs the whole history and the optimiser; leasing
                 # an already proposed trial is one locked row.
                 with self._lock:
-                    trials = self.store.trials(exp)
-                    room = self._room(exp, _count(trials))
-                    if room > 0:
-                        self.store.add_proposals(exp, self.propose(exp, trials, room))
+                    proposals = self.propose(exp, exp.parallelism)
+                    if proposals:
+                        self.store.add_proposals(exp, proposals)
             got = self.store.lease_next(exp, agent, self._lease_s(exp))
             if got is not None:
                 trial, lease_id = got

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
 
 
 def processes_under(path: Path) -> list[str]:
@@ -64,3 +69,94 @@ def run_cli(
             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
+
+
+def store_url(params: dict[str, str]) -> str:
+    """A SQLAlchemy URL for a sandbox's database, over its unix socket."""
+    return (
+        f"postgresql+psycopg2://{params['user']}@/{params['dbname']}"
+        f"?host={params['host']}&port={params['port']}"
+    )
+
+
+class Service:
+    """A real `autotune server` and real `autotune agent` processes, for one test."""
+
+    def __init__(self, workdir: Path, store: str, admin_token: str = "admin-secret") -> None:
+        self.workdir = workdir
+        self.store = store
+        self.admin_token = admin_token
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server: subprocess.Popen[str] | None = None
+        self.agents: dict[str, subprocess.Popen[str]] = {}
+        self.logs: list[Path] = []
+
+    def _spawn(self, log_name: str, *args: str) -> subprocess.Popen[str]:
+        log = self.workdir / f"{log_name}.log"
+        self.logs.append(log)
+        return subprocess.Popen(
+            [sys.executable, "-m", "autotune", *args],
+            stdout=open(log, "a"),
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=self.workdir,
+            env=cli_env(self.workdir),
+            start_new_session=True,
+        )
+
+    def start_server(self, lease_s: float = 60) -> None:
+        self.server = self._spawn(
+            "server", "server", "--store", self.store, "--port", str(self.port),
+            "--admin-token", self.admin_token, "--lease-s", str(lease_s),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.server.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"server did not come up:\n{self.dump()}")
+
+    def add_agent(self, name: str) -> str:
+        out = run_cli(self.workdir, "agents", "add", name, "--store", self.store).stdout
+        return out.strip().split()[-1]
+
+    def start_agent(self, name: str, *extra: str) -> subprocess.Popen[str]:
+        token = self.add_agent(name)
+        proc = self._spawn(f"agent-{name}", "agent", "--server", self.url, "--token", token, *extra)
+        self.agents[name] = proc
+        return proc
+
+    def admin(self, path: str) -> object:
+        response = httpx.get(
+            f"{self.url}{path}",
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def dump(self) -> str:
+        return "\n".join(
+            f"== {log.name}\n{log.read_text()[-4000:]}" for log in self.logs if log.exists()
+        )
+
+    def stop(self) -> None:
+        for proc in [*self.agents.values(), self.server]:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*self.agents.values(), self.server]:
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
