@@ -42,6 +42,7 @@ from autotune.systems.postgres import Sandbox
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
 ADMIN = "bench-admin-token-0123456789"
+POLL_S = 2.0  # as `autotune agent --poll-s` by default: how often an idle agent asks again
 
 
 def free_port() -> int:
@@ -80,7 +81,7 @@ def agent_loop(
             elapsed = time.perf_counter() - t0
             if lease is None:
                 stats.add("idle lease", elapsed)
-                time.sleep(0.2)
+                time.sleep(POLL_S)
                 continue
             stats.add("lease", elapsed)
             started = now()

@@ -79,10 +79,13 @@ def store_url(params: dict[str, str]) -> str:
     )
 
 
+ADMIN_TOKEN = "integration-admin-token-42"
+
+
 class Service:
     """A real `autotune server` and real `autotune agent` processes, for one test."""
 
-    def __init__(self, workdir: Path, store: str, admin_token: str = "admin-secret") -> None:
+    def __init__(self, workdir: Path, store: str, admin_token: str = ADMIN_TOKEN) -> None:
         self.workdir = workdir
         self.store = store
         self.admin_token = admin_token
@@ -125,12 +128,17 @@ class Service:
         raise AssertionError(f"server did not come up:\n{self.dump()}")
 
     def add_agent(self, name: str) -> str:
-        out = run_cli(self.workdir, "agents", "add", name, "--store", self.store).stdout
-        return out.strip().split()[-1]
+        lines = run_cli(self.workdir, "agents", "add", name, "--store", self.store).stdout
+        lines_list = lines.splitlines()
+        at = next(i for i, line in enumerate(lines_list) if "shown only now" in line)
+        return lines_list[at + 1].strip()
 
     def start_agent(self, name: str, *extra: str) -> subprocess.Popen[str]:
         token = self.add_agent(name)
-        proc = self._spawn(f"agent-{name}", "agent", "--server", self.url, "--token", token, *extra)
+        proc = self._spawn(
+            f"agent-{name}", "agent", "--server", self.url, "--token", token,
+            "--poll-s", "0.5", *extra,
+        )  # fmt: skip
         self.agents[name] = proc
         return proc
 

@@ -1,0 +1,172 @@
+"""The tuner service end to end: a real server on a PostgreSQL store, real agents,
+each with its own managed PostgreSQL sandbox, real pgbench.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from autotune.systems.postgres import Sandbox, sweep_stale
+from tests.conftest import DATA
+from tests.integration.pgutil import Service, cli_env, store_url
+
+pytestmark = [pytest.mark.pg, pytest.mark.slow]
+
+TINY_TPCB = str(DATA / "workloads" / "tiny-tpcb.yaml")
+KNOBS = "shared_buffers,work_mem,random_page_cost"
+
+
+@pytest.fixture
+def service(workdir: Path, sandbox: Sandbox) -> Any:
+    svc = Service(workdir, store_url(sandbox.conn_params()))
+    try:
+        yield svc
+    finally:
+        svc.stop()
+        # A killed agent cannot clean up; the next agent start would sweep its sandbox.
+        sweep_stale(workdir / "sandboxes")
+
+
+def submit(
+    svc: Service, name: str, trials: int, parallel: int, duration: float
+) -> subprocess.Popen[str]:
+    """`autotune tune --server`: submit, then follow until the budget is spent."""
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "autotune", "tune", "--system", "postgres",
+            "--workload", TINY_TPCB, "--trials", str(trials), "--duration", str(duration),
+            "--knobs", KNOBS, "--experiment", name, "--server", svc.url,
+            "--parallel", str(parallel),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=svc.workdir,
+        env={**cli_env(svc.workdir), "AUTOTUNE_ADMIN_TOKEN": svc.admin_token},
+    )  # fmt: skip
+
+
+def trials_of(svc: Service, name: str) -> list[dict[str, Any]]:
+    """The experiment's trials; none while it is still being submitted."""
+    try:
+        data = svc.admin(f"/api/experiments/{name}/trials")
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return []
+        raise
+    assert isinstance(data, list)
+    return data
+
+
+def wait_for(predicate: Any, timeout: float, what: str, svc: Service) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n{svc.dump()}")
+
+
+def max_in_flight(trials: list[dict[str, Any]]) -> int:
+    """The most trials running at once, from their started/finished timestamps."""
+    events = []
+    for t in trials:
+        events.append((datetime.fromisoformat(t["started_at"]), 1))
+        events.append((datetime.fromisoformat(t["finished_at"]), -1))
+    running = peak = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_four_agents_run_sixteen_trials_once_each(service: Service) -> None:
+    service.start_server(lease_s=60)
+    for name in ("a1", "a2", "a3", "a4"):
+        service.start_agent(name)
+    follower = submit(service, "four", trials=16, parallel=4, duration=1)
+    out, _ = follower.communicate(timeout=600)
+    assert follower.returncode == 0, out + service.dump()
+    trials = trials_of(service, "four")
+    assert sorted(t["number"] for t in trials) == list(range(1, 17))
+    assert all(t["status"] in ("ok", "failed") for t in trials)
+    assert sum(t["status"] == "ok" for t in trials) >= 14
+    assert len({str(sorted(t["config"].items())) for t in trials}) == 16  # batches distinct
+    assert {t["agent"] for t in trials} <= {"a1", "a2", "a3", "a4"}
+    assert len({t["agent"] for t in trials}) >= 3
+    assert all(t["attempts"] == 1 for t in trials)
+    assert 2 <= max_in_flight(trials) <= 4
+    for t in sorted(trials, key=lambda t: t["number"]):  # shown with -s: the schedule
+        print(t["number"], t["agent"], t["status"], t["started_at"], t["finished_at"])
+
+
+def test_an_agent_killed_mid_trial_loses_its_lease_and_the_trial_completes_elsewhere(
+    service: Service,
+) -> None:
+    service.start_server(lease_s=6)
+    victim = service.start_agent("victim", "--experiment", "killed")
+    follower = submit(service, "killed", trials=4, parallel=1, duration=4)
+
+    def victim_measuring() -> bool:
+        return any(
+            t["status"] == "leased" and t["agent"] == "victim" for t in trials_of(service, "killed")
+        )
+
+    wait_for(victim_measuring, 120, "the victim to lease a trial", service)
+    time.sleep(3)  # inside its pgbench run
+    os.killpg(victim.pid, signal.SIGKILL)  # no cleanup, no release, no heartbeats
+    victim.wait()
+    held = next(t for t in trials_of(service, "killed") if t["status"] == "leased")
+    left = {p for p in (service.workdir / "sandboxes").glob("autotune-pg-*")}
+    assert len(left) == 2  # the store's, and the one the killed agent could not remove
+    service.start_agent("rescuer", "--experiment", "killed")
+    out, _ = follower.communicate(timeout=600)
+    assert follower.returncode == 0, out + service.dump()
+    trials = trials_of(service, "killed")
+    assert sorted(t["number"] for t in trials) == [1, 2, 3, 4]  # no duplicate rows
+    redone = next(t for t in trials if t["number"] == held["number"])
+    assert redone["status"] == "ok"
+    assert redone["agent"] == "rescuer"
+    assert redone["attempts"] == 2
+    assert "expired" in [h[0] for h in redone["status_history"]]
+    # The next agent to start on this host swept the killed agent's sandbox.
+    still = {p for p in (service.workdir / "sandboxes").glob("autotune-pg-*")}
+    assert len(still & left) == 1
+
+
+def test_the_server_killed_and_restarted_loses_nothing(service: Service) -> None:
+    service.start_server(lease_s=60)
+    service.start_agent("b1")
+    service.start_agent("b2")
+    follower = submit(service, "restart", trials=8, parallel=2, duration=2)
+    wait_for(
+        lambda: sum(t["status"] == "ok" for t in trials_of(service, "restart")) >= 3,
+        300,
+        "three finished trials",
+        service,
+    )
+    before = {t["number"]: t for t in trials_of(service, "restart") if t["status"] == "ok"}
+    assert service.server is not None
+    os.killpg(service.server.pid, signal.SIGKILL)
+    service.server.wait()
+    time.sleep(2)
+    service.start_server(lease_s=60)  # same port, same store
+    out, _ = follower.communicate(timeout=600)
+    assert follower.returncode == 0, out + service.dump()
+    trials = trials_of(service, "restart")
+    assert sorted(t["number"] for t in trials) == list(range(1, 9))
+    assert all(t["status"] in ("ok", "failed") for t in trials)
+    after = {t["number"]: t for t in trials}
+    for number, trial in before.items():  # no completed trial lost or changed
+        assert after[number]["metrics"] == trial["metrics"]
+        assert after[number]["finished_at"] == trial["finished_at"]
