@@ -170,3 +170,29 @@ def test_the_server_killed_and_restarted_loses_nothing(service: Service) -> None
     for number, trial in before.items():  # no completed trial lost or changed
         assert after[number]["metrics"] == trial["metrics"]
         assert after[number]["finished_at"] == trial["finished_at"]
+
+
+def test_an_agent_stopped_by_sigterm_releases_its_trial_and_cleans_up(service: Service) -> None:
+    service.start_server(lease_s=60)
+    leaving = service.start_agent("leaving", "--experiment", "handover")
+    follower = submit(service, "handover", trials=2, parallel=1, duration=5)
+
+    def leaving_measuring() -> bool:
+        return any(t["agent"] == "leaving" and t["status"] == "leased"
+                   for t in trials_of(service, "handover"))  # fmt: skip
+
+    wait_for(leaving_measuring, 120, "the agent to lease a trial", service)
+    time.sleep(2)
+    os.killpg(leaving.pid, signal.SIGTERM)
+    assert leaving.wait(timeout=90) in (0, 130, 143)
+    (trial,) = [t for t in trials_of(service, "handover") if t["agent"] == "leaving"]
+    assert trial["status"] == "pending"  # handed back at once, not after the lease runs out
+    assert "released" in [h[0] for h in trial["status_history"]]
+    mine = {p for p in (service.workdir / "sandboxes").glob("autotune-pg-*")}
+    assert len(mine) == 1  # only the store's: the agent removed its sandbox on the way out
+    service.start_agent("staying", "--experiment", "handover")
+    out, _ = follower.communicate(timeout=600)
+    assert follower.returncode == 0, out + service.dump()
+    trials = trials_of(service, "handover")
+    assert [t["status"] for t in sorted(trials, key=lambda t: t["number"])] == ["ok", "ok"]
+    assert {t["agent"] for t in trials} == {"staying"}
