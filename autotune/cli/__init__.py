@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from autotune.cli import knobs, results
+from autotune.cli import knobs, results, service
 from autotune.cli.tune import tune
 
 app = typer.Typer(
@@ -20,6 +20,9 @@ app.command()(tune)
 app.command()(results.experiments)
 app.command()(results.trials)
 app.command()(results.best)
+app.command()(service.server)
+app.add_typer(service.agents_app, name="agents")
+app.command()(service.agent)
 
 
 def main() -> None:

@@ -9,16 +9,25 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from autotune._resources import resolve
 from autotune.agent import AgentRunner, ExperimentInfo, Lease, RunnerEvents
 from autotune.cli._common import StoreOption, console, fail, friendly, open_store
 from autotune.cli._format import formatted, render
 from autotune.optimizers import OPTIMIZERS
+from autotune.service import AdminClient, ServiceError
+from autotune.service._models import TrialOut
 from autotune.spec import Config, Machine, Spec, load_spec
 from autotune.store import Trial
 from autotune.systems.postgres import PostgresSystem, Sandbox
@@ -180,15 +189,65 @@ def tune(
     apply_best: Annotated[
         bool, typer.Option("--apply-best", help="With --dsn: leave the best config applied.")
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Submit to this autotune server and follow it; its agents run it."),
+    ] = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option(min=1, max=256, help="With --server: trials in flight at once. Default 1."),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AUTOTUNE_ADMIN_TOKEN",
+            show_envvar=True,
+            show_default=False,
+            help="With --server: the server's admin token (prefer the environment variable).",
+        ),
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Tune a system: baseline first, then a space-filling design, then Bayesian optimisation."""
-    spec = load_spec(resolve("knobs", system))
+    spec_file = resolve("knobs", system)
+    spec = load_spec(spec_file)
     wl = load_workload(workload)
     if wl.system != spec.system:
         fail(f"workload {wl.name!r} is for system {wl.system!r}, not {spec.system!r}")
     if spec.system != "postgres" and spec.applier != "postgres":
         fail(f"no applier for system {spec.system!r} yet (only postgres)")
+    if server is not None:
+        if dsn or restart_command or data_dir or apply_best or store:
+            fail(
+                "--dsn, --restart-command, --data-dir, --apply-best and --store are for local "
+                "sessions; with --server, agents name their targets and the server its store"
+            )
+        request: dict[str, Any] = {
+            "spec": spec.source,
+            "spec_path": str(spec_file),
+            "workload": wl.source,
+            "workload_name": wl.name,
+            "workload_path": str(wl.path),
+            "files": wl.files,
+            "budget": trials,
+        }
+        # Left out, a setting takes the server's default, or the recorded value on a resume.
+        optional = {
+            "optimizer": optimizer,
+            "seed": seed,
+            "duration_s": duration,
+            "parallelism": parallel,
+            "allow_unsafe": allow_unsafe or None,
+        }
+        request.update({k: v for k, v in optional.items() if v is not None})
+        if knobs is not None:
+            names = [n.strip() for n in knobs.split(",") if n.strip()]
+            request["knobs"] = knobs.strip() if knobs.strip().startswith("group:") else names
+        name = experiment or f"{spec.system}-{wl.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+        _tune_remote(server, admin_token, spec, {"name": name, **request})
+        return
+    if parallel is not None:
+        fail("--parallel needs --server: a local session runs one trial at a time")
     if dsn is None and (restart_command or data_dir or apply_best):
         fail("--restart-command, --data-dir and --apply-best need --dsn")
     machine = Machine.local()
@@ -278,6 +337,101 @@ def tune(
         if interrupted:
             console.print(f"resume with: autotune tune … --experiment {name}")
             raise typer.Exit(130)
+
+
+def _tune_remote(
+    server: str, admin_token: str | None, spec: Spec, request: dict[str, Any], poll_s: float = 1.0
+) -> None:
+    """Submit the experiment to a server, then follow it until its budget is spent."""
+    if not admin_token:
+        fail("--server needs the admin token: set AUTOTUNE_ADMIN_TOKEN or pass --admin-token")
+    assert admin_token is not None
+    name = str(request["name"])
+    try:
+        client = AdminClient(server, admin_token)
+    except ServiceError as exc:
+        fail(str(exc))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        created = client.create_experiment(request)
+        exp = created.experiment
+        for note in created.notes:
+            console.print(f"note: {note}")
+        console.print(
+            f"{'resuming' if created.resumed else 'submitted'} experiment [bold]{name}[/] on "
+            f"{server}: {exp.system} × {exp.workload}, {len(exp.knobs)} knobs, optimizer "
+            f"{exp.optimizer}, {exp.budget} trials, up to {exp.parallelism} at a time"
+            + (f" ({exp.finished} recorded)" if created.resumed else "")
+        )
+        _follow(client, name, exp.budget, exp.objective_metric, exp.direction, poll_s)
+        best = client.best(name)
+        done = [t.to_trial() for t in client.trials(name) if t.status in ("ok", "failed")]
+    except (KeyboardInterrupt, _Interrupted):
+        console.print(
+            f"[yellow]stopped following[/]: {name} goes on on the server; "
+            f"follow it again with: autotune tune … --server {server} --experiment {name}"
+        )
+        raise typer.Exit(130) from None
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        client.close()
+    summary = Summary(
+        experiment=name,
+        objective_metric=best.objective_metric,
+        direction=best.direction,
+        baseline=None if best.baseline is None else best.baseline.to_trial(),
+        best=None if best.best is None else best.best.to_trial(),
+        trials=best.trials,
+        failed=best.failed,
+        measure_s=sum(t.timings.get("measure_s", 0.0) for t in done),
+        trial_s=sum(t.timings.get("total_s", 0.0) for t in done),
+        store_url=f"the server's, at {server}",
+    )
+    _print_summary(spec, summary, 0.0, 0.0)
+
+
+def _follow(
+    client: AdminClient, name: str, budget: int, metric: str, direction: str, poll_s: float
+) -> None:
+    """A bar of finished trials and one line per trial, until the budget is spent."""
+    reported: set[int] = set()
+    baseline: float | None = None
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("waiting for agents", total=budget)
+        while True:
+            trials = client.trials(name)
+            finished = [t for t in trials if t.status in ("ok", "failed")]
+            for t in finished:
+                if t.id in reported:
+                    continue
+                reported.add(t.id)
+                if t.baseline and t.status == "ok":
+                    baseline = t.objective
+                progress.console.print(_remote_line(t, metric, direction, baseline))
+            running = sum(t.status == "leased" for t in trials)
+            progress.update(
+                task,
+                completed=min(len(finished), budget),
+                description=f"{running} running" if running else "waiting for agents",
+            )
+            if len(finished) >= budget:
+                return
+            time.sleep(poll_s)
+
+
+def _remote_line(t: TrialOut, metric: str, direction: str, baseline: float | None) -> str:
+    by = f"  [dim]{t.agent}, attempt {t.attempts}[/]"
+    if t.status != "ok":
+        return f"trial {t.number:>3}  [red]FAILED[/]  {t.error}{by}"
+    delta = ""
+    if baseline and t.objective is not None and not t.baseline:
+        delta = f"  ({_change(t.objective, baseline, direction)})"
+    label = " (baseline)" if t.baseline else ""
+    return f"trial {t.number:>3}  ok  {metric}={t.objective:.6g}{label}{delta}{by}"
 
 
 def _redact(dsn: str) -> str:

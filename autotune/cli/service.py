@@ -1,0 +1,248 @@
+"""autotune server | agents add/list | agent: the tuner as a service, and agents beside targets."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from autotune.agent import AgentRunner, ExperimentInfo, Lease, RunnerEvents
+from autotune.cli._common import StoreOption, console, fail, friendly, open_store
+from autotune.cli.tune import _action, _Interrupted, _on_sigterm, _redact
+from autotune.service import HttpClient, ServiceError, check_admin_token, create_app
+from autotune.service._models import NAME_PATTERN
+from autotune.spec import Spec
+from autotune.store import Trial
+from autotune.systems import SystemError_
+from autotune.systems.postgres import PostgresSystem, Sandbox
+from autotune.tuner import DEFAULT_LEASE_S
+
+SYSTEMS = ("postgres",)
+TOKEN_HINT = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+AdminTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="AUTOTUNE_ADMIN_TOKEN",
+        show_envvar=True,
+        show_default=False,
+        help="The admin token. Prefer the environment variable: command lines are visible "
+        "to every user of the host.",
+    ),
+]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@friendly
+def server(
+    store: StoreOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; loopback unless you mean to expose it.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8765,
+    admin_token: AdminTokenOption = None,
+    lease_s: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Seconds a trial stays leased without a heartbeat (per experiment too)."
+        ),
+    ] = DEFAULT_LEASE_S,
+) -> None:
+    """Run the tuner service: experiments, agent tokens, leases and reports over HTTP."""
+    if not admin_token:
+        fail(f"no admin token: set AUTOTUNE_ADMIN_TOKEN (or pass --admin-token); {TOKEN_HINT}")
+    assert admin_token is not None
+    try:
+        check_admin_token(admin_token)
+    except ValueError as exc:
+        fail(str(exc))
+    import uvicorn
+
+    with open_store(store) as st:
+        app = create_app(st, admin_token, lease_s)
+        shown = f"[{host}]" if ":" in host else host
+        base = f"http://{shown}:{port}"
+        console.print(f"autotune server on {base}, store {st.safe_url}")
+        console.print(f"API docs: {base}/docs")
+        if not _is_loopback(host):
+            console.print(
+                "[yellow]warning:[/] listening beyond loopback over plain HTTP: tokens cross "
+                "the network in the clear; put a TLS proxy in front or use a private network"
+            )
+        if st.engine.dialect.name == "sqlite":
+            console.print(
+                "note: SQLite store: run one server on it; for several, use a PostgreSQL store"
+            )
+        uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+agents_app = typer.Typer(
+    help="Agent tokens for autotune server (written to the store directly).",
+    no_args_is_help=True,
+)
+
+
+@agents_app.command("add")
+@friendly
+def agents_add(
+    name: Annotated[str, typer.Argument(help="The agent's name, e.g. the host it runs on.")],
+    store: StoreOption = None,
+) -> None:
+    """Register an agent and print its token once; the store keeps only a hash of it."""
+    if not re.match(NAME_PATTERN, name):
+        fail(f"agent name {name!r}: use letters, digits, '-', '_', '.' (up to 128)")
+    with open_store(store) as st:
+        token = st.add_agent(name)
+    console.print(f"agent [bold]{name}[/] added. Its token, shown only now:", soft_wrap=True)
+    console.print(token, markup=False, highlight=False)
+    console.print(
+        f"[dim]run: AUTOTUNE_AGENT_TOKEN=<token> autotune agent --server URL  (on {name})[/]"
+    )
+
+
+@agents_app.command("list")
+@friendly
+def agents_list(store: StoreOption = None) -> None:
+    """List registered agents and when each last called the server."""
+    with open_store(store) as st:
+        rows = st.agents()
+    table = Table()
+    for col in ("agent", "created", "last seen"):
+        table.add_column(col)
+    for name, created, seen in rows:
+        table.add_row(
+            name,
+            created.strftime("%Y-%m-%d %H:%M:%S"),
+            "-" if seen is None else seen.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+class _AgentLines(RunnerEvents):
+    """One line per trial, and one per setup phase: an agent runs unattended, in a log."""
+
+    def setup(self, experiment: ExperimentInfo, phase: str) -> None:
+        console.print(f"{experiment.name}: {phase}…")
+
+    def trial_finished(self, lease: Lease, trial: Trial) -> None:
+        where = f"{lease.experiment.name} trial {trial.number:>3}"
+        if not trial.ok:
+            console.print(f"{where}  [red]FAILED[/]  {trial.error}", soft_wrap=True)
+            return
+        metric = lease.experiment.objective_metric
+        action = _action(trial)
+        took = trial.timings.get(f"{action}_s")
+        console.print(
+            f"{where}  ok  {metric}={trial.objective:.6g}"
+            + (" (baseline)" if trial.is_baseline else "")
+            + f"  [dim]{action}{f' {took:.1f}s' if took is not None else ''}"
+            f"  measure {trial.timings.get('measure_s', 0):.1f}s[/]"
+        )
+
+
+@friendly
+def agent(
+    server: Annotated[str, typer.Option(help="The tuner service, e.g. http://tuner:8765.")],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AUTOTUNE_AGENT_TOKEN",
+            show_envvar=True,
+            show_default=False,
+            help="This agent's token (autotune agents add). Prefer the environment variable.",
+        ),
+    ] = None,
+    system: Annotated[
+        str, typer.Option(help=f"What this agent tunes: {', '.join(SYSTEMS)}.")
+    ] = "postgres",
+    dsn: Annotated[
+        str | None, typer.Option(help="Tune this existing server instead of a managed sandbox.")
+    ] = None,
+    restart_command: Annotated[
+        str | None, typer.Option(help="With --dsn: command that restarts the server.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="With --dsn: the server's data directory, for rollback.")
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="Only run trials of this experiment.")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Stop when the server has no trial to run.")
+    ] = False,
+    poll_s: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between asks when there is no work.")
+    ] = 2.0,
+    retry_s: Annotated[
+        float, typer.Option(min=0, help="How long to keep retrying an unreachable server.")
+    ] = 300.0,
+) -> None:
+    """Run trials for a tuner service: lease, apply, run, collect, report; restore on exit."""
+    if system not in SYSTEMS:
+        fail(f"--system {system!r}: agents can tune {', '.join(SYSTEMS)}")
+    if not token:
+        fail("no agent token: set AUTOTUNE_AGENT_TOKEN (or pass --token); see autotune agents add")
+    assert token is not None
+    if dsn is None and (restart_command or data_dir):
+        fail("--restart-command and --data-dir need --dsn")
+    if experiment is not None and not re.match(NAME_PATTERN, experiment):
+        fail(f"--experiment {experiment!r} is not an experiment name")
+
+    def make_system(spec: Spec) -> PostgresSystem:
+        if system not in (spec.system, spec.applier):
+            raise SystemError_(f"this agent tunes {system}; the experiment is for {spec.system}")
+        return PostgresSystem(
+            spec,
+            sandbox=None if dsn else Sandbox(),
+            dsn=dsn,
+            restart_command=restart_command,
+            data_dir=data_dir,
+        )
+
+    try:
+        client = HttpClient(server, token, retry_s=retry_s, experiment=experiment)
+    except ServiceError as exc:
+        fail(str(exc))
+    target = "a managed sandbox" if dsn is None else _redact(dsn)
+    console.print(
+        f"agent for {target}, asking {server} for trials"
+        + (f" of {experiment}" if experiment else "")
+        + (" until there are none" if once else " (Ctrl-C to stop)")
+    )
+    runner = AgentRunner(client, make_system, _AgentLines(), poll_s=poll_s)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    interrupted = False
+    refused: ServiceError | None = None
+    try:
+        runner.run(until_idle=once)
+    except (KeyboardInterrupt, _Interrupted):
+        interrupted = True
+        console.print("[yellow]interrupted: giving the trial back and restoring the system…[/]")
+    except ServiceError as exc:
+        refused = exc
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
+        try:
+            runner.close()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous)
+            client.close()
+    console.print(f"{runner.trials_run} trials run")
+    if refused is not None:
+        fail(str(refused))
+    if interrupted:
+        raise typer.Exit(130)

@@ -1,0 +1,6 @@
+"""The tuner service: ``autotune server`` (an HTTP API over the Scheduler) and its clients."""
+
+from autotune.service._app import check_admin_token, create_app
+from autotune.service._client import AdminClient, HttpClient, ServiceError
+
+__all__ = ["AdminClient", "HttpClient", "ServiceError", "check_admin_token", "create_app"]

@@ -1,0 +1,271 @@
+"""Agent endpoints: leases, heartbeats, reports and releases, and who may do what."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from tests.unit.service._support import MakeService, Service, ok_outcome
+
+
+def _report(
+    service: Service, lease: dict[str, Any], agent: str = "a1", **outcome: Any
+) -> httpx.Response:
+    return service.client.post(
+        f"/api/trials/{lease['trial_id']}/report",
+        json={"lease_id": lease["lease_id"], "outcome": ok_outcome(**outcome)},
+        headers=service.agent(agent),
+    )
+
+
+def test_k_leases_get_k_distinct_configs_and_no_more(service: Service) -> None:
+    service.create(parallelism=4, budget=10, optimizer="gp")
+    leases = [service.lease(f"a{i}") for i in range(4)]
+    assert all(lease is not None for lease in leases)
+    configs = [lease["config"] for lease in leases if lease]
+    assert len({tuple(sorted(c.items())) for c in configs}) == 4
+    assert [lease["number"] for lease in leases if lease] == [1, 2, 3, 4]
+    assert leases[0] is not None and leases[0]["is_baseline"] is True
+    assert leases[0]["config"] == {"shared_buffers": 16384, "work_mem": 4096}  # the defaults
+    assert service.lease("a9") is None  # parallelism 4: nothing beyond the batch
+    trials = service.trials()
+    assert [t["status"] for t in trials] == ["leased"] * 4
+    assert [t["agent"] for t in trials] == ["a0", "a1", "a2", "a3"]
+
+
+def test_lease_carries_what_the_agent_needs(service: Service) -> None:
+    service.create(duration_s=3.0)
+    lease = service.lease()
+    assert lease is not None
+    info = lease["experiment"]
+    assert info["name"] == "exp"
+    assert info["objective_metric"] == "tps"
+    assert info["duration_s"] == 3.0
+    assert info["knobs"] == ["shared_buffers", "work_mem"]
+    assert info["machine"] == {"memory_bytes": 16 * 1024**3, "cpus": 4}
+    assert "tiny-tpcb" in info["workload_content"]
+    assert lease["lease_s"] == 60.0
+    assert len(lease["lease_id"]) == 32
+
+
+def test_lease_from_a_named_experiment_only(service: Service) -> None:
+    service.create("one", parallelism=1)
+    service.create("two", parallelism=1)
+    lease = service.lease(experiment="two")
+    assert lease is not None and lease["experiment"]["name"] == "two"
+    assert service.lease(experiment="two") is None
+    assert service.lease(experiment="unknown") is None
+    other = service.lease()
+    assert other is not None and other["experiment"]["name"] == "one"
+
+
+def test_report_records_once_and_a_second_report_is_a_conflict(service: Service) -> None:
+    service.create(parallelism=1)
+    lease = service.lease()
+    assert lease is not None
+    first = _report(service, lease, tps=123.0)
+    assert first.status_code == 200
+    stored = first.json()
+    assert stored["status"] == "ok" and stored["objective"] == 123.0
+    assert stored["id"] == lease["trial_id"]
+    again = _report(service, lease, tps=999.0)
+    assert again.status_code == 409
+    assert "nothing was recorded" in again.json()["detail"]
+    trial = service.trial(lease["trial_id"])
+    assert trial["objective"] == 123.0
+    assert trial["metrics"]["tps"] == 123.0
+
+
+def test_report_with_another_agents_lease_is_refused_and_changes_nothing(
+    service: Service,
+) -> None:
+    service.create(parallelism=2)
+    mine = service.lease("a1")
+    theirs = service.lease("a2")
+    assert mine is not None and theirs is not None
+    before = service.trial(theirs["trial_id"])
+    # a2's trial and lease id, sent by a1: the lease is not a1's
+    stolen = _report(service, theirs, agent="a1", tps=1.0)
+    assert stolen.status_code == 409
+    # a1's lease id on a2's trial: not that trial's lease
+    crossed = service.client.post(
+        f"/api/trials/{theirs['trial_id']}/report",
+        json={"lease_id": mine["lease_id"], "outcome": ok_outcome(1.0)},
+        headers=service.agent("a1"),
+    )
+    assert crossed.status_code == 409
+    for action in ("heartbeat", "release"):
+        response = service.client.post(
+            f"/api/trials/{theirs['trial_id']}/{action}",
+            json={"lease_id": theirs["lease_id"]},
+            headers=service.agent("a1"),
+        )
+        assert response.status_code == 409, action
+    assert service.trial(theirs["trial_id"]) == before
+    assert _report(service, theirs, agent="a2").status_code == 200
+
+
+def test_unknown_trial_is_a_conflict(service: Service) -> None:
+    service.create()
+    for action, body in (
+        ("heartbeat", {"lease_id": "0" * 32}),
+        ("release", {"lease_id": "0" * 32}),
+        ("report", {"lease_id": "0" * 32, "outcome": ok_outcome()}),
+    ):
+        response = service.client.post(
+            f"/api/trials/4242/{action}", json=body, headers=service.agent()
+        )
+        assert response.status_code == 409, action
+        assert response.json()["detail"].startswith("no trial 4242")
+
+
+def test_heartbeat_extends_the_lease(service: Service) -> None:
+    service.create(parallelism=1, lease_s=2.0)
+    lease = service.lease()
+    assert lease is not None
+    first = datetime.fromisoformat(service.trial(lease["trial_id"])["lease_expires_at"])
+    time.sleep(0.05)
+    response = service.client.post(
+        f"/api/trials/{lease['trial_id']}/heartbeat",
+        json={"lease_id": lease["lease_id"]},
+        headers=service.agent(),
+    )
+    assert response.status_code == 200
+    extended = datetime.fromisoformat(response.json()["expires_at"])
+    assert extended > first
+    stored = datetime.fromisoformat(service.trial(lease["trial_id"])["lease_expires_at"])
+    assert stored == extended
+
+
+def test_an_expired_lease_is_refused_and_the_trial_goes_to_another_agent(
+    make_service: MakeService,
+) -> None:
+    service = make_service(lease_s=0.2)
+    service.create(parallelism=1)
+    lease = service.lease("a1")
+    assert lease is not None
+    assert service.lease("a2") is None  # still held
+    time.sleep(0.3)
+    late = _report(service, lease, agent="a1")
+    assert late.status_code == 409
+    assert "expired" in late.json()["detail"]
+    beat = service.client.post(
+        f"/api/trials/{lease['trial_id']}/heartbeat",
+        json={"lease_id": lease["lease_id"]},
+        headers=service.agent("a1"),
+    )
+    assert beat.status_code == 409
+    assert service.trial(lease["trial_id"])["status"] == "leased"  # nothing recorded
+    again = service.lease("a2")
+    assert again is not None
+    assert again["trial_id"] == lease["trial_id"]
+    assert again["lease_id"] != lease["lease_id"]
+    trial = service.trial(lease["trial_id"])
+    assert (trial["agent"], trial["attempts"]) == ("a2", 2)
+    assert [h[0] for h in trial["status_history"]] == ["pending", "leased", "expired", "leased"]
+    assert _report(service, again, agent="a2").status_code == 200
+    assert _report(service, lease, agent="a1").status_code == 409
+    assert service.trial(lease["trial_id"])["agent"] == "a2"
+
+
+def test_per_experiment_lease_length_wins(service: Service) -> None:
+    service.create(parallelism=1, lease_s=0.2)
+    lease = service.lease("a1")
+    assert lease is not None and lease["lease_s"] == 0.2
+    time.sleep(0.3)
+    again = service.lease("a2")
+    assert again is not None and again["trial_id"] == lease["trial_id"]
+
+
+def test_release_makes_the_trial_leasable_at_once(service: Service) -> None:
+    service.create(parallelism=1)
+    lease = service.lease("a1")
+    assert lease is not None
+    released = service.client.post(
+        f"/api/trials/{lease['trial_id']}/release",
+        json={"lease_id": lease["lease_id"]},
+        headers=service.agent("a1"),
+    )
+    assert released.status_code == 200
+    assert released.json() == {"trial_id": lease["trial_id"], "status": "pending"}
+    assert service.trial(lease["trial_id"])["status"] == "pending"
+    again = service.lease("a2")
+    assert again is not None and again["trial_id"] == lease["trial_id"]
+    assert again["config"] == lease["config"]
+    twice = service.client.post(
+        f"/api/trials/{lease['trial_id']}/release",
+        json={"lease_id": lease["lease_id"]},
+        headers=service.agent("a1"),
+    )
+    assert twice.status_code == 409
+
+
+def test_failed_report_and_a_missing_objective(service: Service) -> None:
+    service.create(parallelism=2)
+    first, second = service.lease(), service.lease()
+    assert first is not None and second is not None
+    failed = service.client.post(
+        f"/api/trials/{first['trial_id']}/report",
+        json={
+            "lease_id": first["lease_id"],
+            "outcome": {
+                "status": "failed",
+                "error": "server did not start",
+                "log_excerpt": "FATAL",
+            },
+        },
+        headers=service.agent(),
+    )
+    assert failed.status_code == 200
+    assert failed.json()["status"] == "failed"
+    assert failed.json()["log_excerpt"] == "FATAL"
+    no_tps = _report(service, second, metrics={"latency_avg_ms": 1.0})
+    assert no_tps.json()["status"] == "failed"
+    assert "no 'tps'" in no_tps.json()["error"]
+
+
+def test_reported_text_is_made_storable(service: Service) -> None:
+    service.create(parallelism=1)
+    lease = service.lease()
+    assert lease is not None
+    # JSON escapes: a NUL (PostgreSQL text refuses it) and a lone surrogate (not UTF-8)
+    raw = json.dumps(
+        {
+            "lease_id": lease["lease_id"],
+            "outcome": {"status": "failed", "error": "bad\x00byte", "log_excerpt": "x\ud800y"},
+        }
+    )
+    response = service.client.post(
+        f"/api/trials/{lease['trial_id']}/report",
+        content=raw,
+        headers={**service.agent(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422  # pydantic refuses text that is not Unicode
+    assert "log_excerpt" in response.json()["detail"]
+    assert service.trial(lease["trial_id"])["status"] == "leased"
+    raw = raw.replace("\\ud800", "\\u00e9")
+    response = service.client.post(
+        f"/api/trials/{lease['trial_id']}/report",
+        content=raw,
+        headers={**service.agent(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["error"] == "bad\ufffdbyte"  # the NUL is replaced, the report kept
+    assert response.json()["log_excerpt"] == "x\u00e9y"
+
+
+def test_the_budget_ends_the_experiment(service: Service) -> None:
+    service.create(parallelism=2, budget=3)
+    done = 0
+    while (lease := service.lease()) is not None:
+        assert _report(service, lease, tps=100.0 + done).status_code == 200
+        done += 1
+    assert done == 3
+    exp = service.client.get("/api/experiments/exp", headers=service.admin).json()
+    assert exp["status"] == "done"
+    assert (exp["trials"], exp["finished"]) == (3, 3)
+    assert len({tuple(sorted(t["config"].items())) for t in service.trials()}) == 3
