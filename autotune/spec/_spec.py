@@ -320,7 +320,7 @@ def parse_spec(text: str, path: str = "<memory>", machine: Machine | None = None
             problems.add("must be a non-empty list of knob names", fld=where)
             continue
         for member in members:
-            if member not in raw_knobs:
+            if not isinstance(member, str) or member not in raw_knobs:
                 problems.add(f"unknown knob {member!r}", fld=where)
         groups[str(group)] = tuple(str(m) for m in members)
     if problems.lines:

@@ -192,6 +192,13 @@ def _make_engine(url: str, foreign_keys: bool = True) -> Engine:
             cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
+            dbapi_conn.isolation_level = None  # SQLAlchemy, not the driver, begins transactions
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Any) -> None:
+            # SQLite ignores FOR UPDATE; taking the write lock at BEGIN makes each
+            # read-then-update (lease_next, _held) atomic across threads and processes.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -104,7 +104,7 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
             bad("builtin", f"{data['builtin']!r} is not one of {', '.join(PGBENCH_BUILTINS)}")
         if "script" in data:
             script = (path.parent / str(data["script"])).resolve()
-            if not script.is_file():
+            if not _is_file(script):
                 bad("script", f"file not found: {script}")
             params["script"] = str(script)
         else:
@@ -124,11 +124,14 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
                 bad(fld, "missing (a path relative to the workload file)")
         if isinstance(data.get("setup"), str):
             setup = (path.parent / data["setup"]).resolve()
-            if not setup.is_file():
+            if not _is_file(setup):
                 bad("setup", f"file not found: {setup}")
             params["setup"] = str(setup)
-        if isinstance(data.get("queries"), str):
-            queries = sorted(path.parent.glob(data["queries"]))
+        pattern = data.get("queries")
+        if isinstance(pattern, str) and (pattern.startswith("/") or ".." in pattern.split("/")):
+            bad("queries", f"{pattern!r} must be a pattern inside the workload's folder")
+        elif isinstance(pattern, str):
+            queries = sorted(p for p in path.parent.glob(pattern) if _is_file(p))
             if not queries:
                 bad("queries", f"no file matches {data['queries']!r}")
             params["queries"] = [str(q.resolve()) for q in queries]
@@ -160,6 +163,14 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
         source=text,
         path=path,
     )
+
+
+def _is_file(path: Path) -> bool:
+    """``is_file`` that says False, not OSError, for names the OS refuses (too long, …)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def make_workload(definition: WorkloadDef) -> Workload:

@@ -323,3 +323,30 @@ def test_heartbeats_extend_the_lease(store: Store, sched_exp: Callable[..., Expe
         scheduler.heartbeat("a", lease.trial_id, lease.lease_id)
     assert scheduler.lease("b") is None  # 1.6 s later, still a's
     scheduler.report("a", lease.trial_id, lease.lease_id, outcome(lease.config))
+
+
+def test_concurrent_schedulers_on_one_sqlite_file_never_share_a_trial(
+    store: Store, sched_exp: Callable[..., Experiment]
+) -> None:
+    """Separate schedulers and engines, as separate processes would have: SQLite has no
+    FOR UPDATE, so the store takes the write lock at BEGIN."""
+    import threading
+
+    sched_exp(budget=16, parallelism=16)
+    schedulers = [Scheduler(Store(store.url)) for _ in range(16)]
+    got: list[int] = []
+    barrier = threading.Barrier(16)
+
+    def take(i: int) -> None:
+        barrier.wait()
+        lease = schedulers[i].lease(f"agent-{i}")
+        if lease is not None:
+            got.append(lease.trial_id)
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == len(set(got))
+    assert len(got) >= 1
