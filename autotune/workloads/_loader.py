@@ -103,7 +103,7 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
         if "builtin" in data and data["builtin"] not in PGBENCH_BUILTINS:
             bad("builtin", f"{data['builtin']!r} is not one of {', '.join(PGBENCH_BUILTINS)}")
         if "script" in data:
-            script = (path.parent / str(data["script"])).resolve()
+            script = _resolve(path.parent, str(data["script"]))
             if not _is_file(script):
                 bad("script", f"file not found: {script}")
             params["script"] = str(script)
@@ -123,7 +123,7 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
             if not isinstance(data.get(fld), str):
                 bad(fld, "missing (a path relative to the workload file)")
         if isinstance(data.get("setup"), str):
-            setup = (path.parent / data["setup"]).resolve()
+            setup = _resolve(path.parent, data["setup"])
             if not _is_file(setup):
                 bad("setup", f"file not found: {setup}")
             params["setup"] = str(setup)
@@ -146,7 +146,7 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
         rel = Path(os.path.relpath(file, path.parent.resolve()))
         if ".." in rel.parts:
             bad("files", f"{file} is outside the workload's folder; agents could not get it")
-        elif file.is_file():
+        elif _is_file(file):
             files[rel.as_posix()] = file.read_text()
     if problems:
         raise SpecError(problems)
@@ -163,6 +163,14 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
         source=text,
         path=path,
     )
+
+
+def _resolve(folder: Path, name: str) -> Path:
+    """``folder / name``, resolved when the OS allows (an over-long name stays as given)."""
+    try:
+        return (folder / name).resolve()
+    except OSError:
+        return folder / name
 
 
 def _is_file(path: Path) -> bool:
