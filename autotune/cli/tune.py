@@ -147,7 +147,7 @@ def _action(trial: Trial) -> str:
     return "online"
 
 
-class _Interrupted(Exception):
+class _Interrupted(KeyboardInterrupt):
     pass
 
 

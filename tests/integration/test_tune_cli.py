@@ -174,7 +174,7 @@ def test_interrupt_mid_trial_cleans_up(workdir: Path, sig: signal.Signals) -> No
         time.sleep(3)  # inside the baseline's pgbench run
         # Like Ctrl-C in a terminal: the whole process group (autotune and pgbench) gets it.
         os.killpg(proc.pid, sig)
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()

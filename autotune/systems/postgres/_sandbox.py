@@ -138,18 +138,33 @@ class Sandbox:
             entry = pwd.getpwnam(SERVER_USER)
             kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
-        result: subprocess.CompletedProcess[str] = subprocess.run(
+        proc = subprocess.Popen(  # type: ignore[call-overload]
             [str(self.bindir / args[0]), *args[1:]],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
             cwd=self.dir,
             env=env,
             start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
-            check=False,
-            **kwargs,  # type: ignore[call-overload]
+            **kwargs,
         )
-        return result
+        # A Ctrl-C must not kill pg_ctl halfway through a start or stop: that leaves a
+        # server nobody waits for. Let it finish, then pass the interrupt on.
+        interrupted: BaseException | None = None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+                break
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                raise
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     # -- lifecycle ----------------------------------------------------------------
     def create(self) -> None:
