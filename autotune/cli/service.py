@@ -223,6 +223,9 @@ def agent(
         + (" until there are none" if once else " (Ctrl-C to stop)")
     )
     runner = AgentRunner(client, make_system, _AgentLines(), poll_s=poll_s)
+    # Ctrl-C must work even when a parent shell started us with SIGINT ignored
+    # (as `cmd &` does): cleanup depends on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     interrupted = False
     refused: ServiceError | None = None

@@ -307,6 +307,9 @@ def tune(
         runner = AgentRunner(LocalClient(Scheduler(st), experiment=name), make_system, events)
         events.runner = runner
         events.where = "managed sandbox" if dsn is None else _redact(dsn)
+        # Ctrl-C must work even when a parent shell started us with SIGINT ignored
+        # (as `cmd &` does): cleanup depends on it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         t_session = time.monotonic()
         interrupted = False
@@ -351,6 +354,9 @@ def _tune_remote(
         client = AdminClient(server, admin_token)
     except ServiceError as exc:
         fail(str(exc))
+    # Ctrl-C must work even when a parent shell started us with SIGINT ignored
+    # (as `cmd &` does): cleanup depends on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         created = client.create_experiment(request)
