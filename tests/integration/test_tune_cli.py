@@ -167,6 +167,8 @@ def test_interrupt_mid_trial_cleans_up(workdir: Path, sig: signal.Signals) -> No
         cwd=workdir,
         env=cli_env(workdir),
         start_new_session=True,
+        # As `autotune tune … &` from a script starts it: with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
     try:
         _wait_for(proc, "setup done", timeout=120)
