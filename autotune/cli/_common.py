@@ -6,14 +6,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from autotune.spec import SpecError
+from autotune.spec import Spec, SpecError
 from autotune.store import Store, StoreError, default_url
 from autotune.systems import SystemError_
+from autotune.systems.postgres import PostgresSystem, Sandbox
 from autotune.tuner import TuningError
 
 console = Console(highlight=False, soft_wrap=True)
@@ -28,6 +30,34 @@ StoreOption = Annotated[
         show_default=False,
     ),
 ]
+
+DsnOption = Annotated[
+    str | None, typer.Option(help="Tune an existing server instead of a managed sandbox.")
+]
+RestartCommandOption = Annotated[
+    str | None, typer.Option(help="With --dsn: command that restarts the server.")
+]
+DataDirOption = Annotated[
+    Path | None, typer.Option(help="With --dsn: the server's data directory, for rollback.")
+]
+
+
+def postgres_target(
+    dsn: str | None, restart_command: str | None, data_dir: Path | None
+) -> Callable[[Spec], PostgresSystem]:
+    """What the agent loop needs to build its system: a managed sandbox, or the DSN's server."""
+
+    def make(spec: Spec) -> PostgresSystem:
+        return PostgresSystem(
+            spec,
+            sandbox=None if dsn else Sandbox(),
+            dsn=dsn,
+            restart_command=restart_command,
+            data_dir=data_dir,
+        )
+
+    return make
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 

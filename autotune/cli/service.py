@@ -5,21 +5,30 @@ from __future__ import annotations
 import ipaddress
 import re
 import signal
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from autotune.agent import AgentRunner, ExperimentInfo, Lease, RunnerEvents
-from autotune.cli._common import StoreOption, console, fail, friendly, open_store
+from autotune.cli._common import (
+    DataDirOption,
+    DsnOption,
+    RestartCommandOption,
+    StoreOption,
+    console,
+    fail,
+    friendly,
+    open_store,
+    postgres_target,
+)
 from autotune.cli.tune import _action, _Interrupted, _on_sigterm, _redact
 from autotune.service import HttpClient, ServiceError, check_admin_token, create_app
 from autotune.service._models import NAME_PATTERN
 from autotune.spec import Spec
 from autotune.store import Trial
 from autotune.systems import SystemError_
-from autotune.systems.postgres import PostgresSystem, Sandbox
+from autotune.systems.postgres import PostgresSystem
 from autotune.tuner import DEFAULT_LEASE_S
 
 SYSTEMS = ("postgres",)
@@ -168,15 +177,9 @@ def agent(
     system: Annotated[
         str, typer.Option(help=f"What this agent tunes: {', '.join(SYSTEMS)}.")
     ] = "postgres",
-    dsn: Annotated[
-        str | None, typer.Option(help="Tune this existing server instead of a managed sandbox.")
-    ] = None,
-    restart_command: Annotated[
-        str | None, typer.Option(help="With --dsn: command that restarts the server.")
-    ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="With --dsn: the server's data directory, for rollback.")
-    ] = None,
+    dsn: DsnOption = None,
+    restart_command: RestartCommandOption = None,
+    data_dir: DataDirOption = None,
     experiment: Annotated[
         str | None, typer.Option(help="Only run trials of this experiment.")
     ] = None,
@@ -201,16 +204,12 @@ def agent(
     if experiment is not None and not re.match(NAME_PATTERN, experiment):
         fail(f"--experiment {experiment!r} is not an experiment name")
 
+    build = postgres_target(dsn, restart_command, data_dir)
+
     def make_system(spec: Spec) -> PostgresSystem:
         if system not in (spec.system, spec.applier):
             raise SystemError_(f"this agent tunes {system}; the experiment is for {spec.system}")
-        return PostgresSystem(
-            spec,
-            sandbox=None if dsn else Sandbox(),
-            dsn=dsn,
-            restart_command=restart_command,
-            data_dir=data_dir,
-        )
+        return build(spec)
 
     try:
         client = HttpClient(server, token, retry_s=retry_s, experiment=experiment)

@@ -7,7 +7,6 @@ import re
 import signal
 import threading
 import time
-from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
@@ -23,14 +22,23 @@ from rich.progress import (
 
 from autotune._resources import resolve
 from autotune.agent import AgentRunner, ExperimentInfo, Lease, RunnerEvents
-from autotune.cli._common import StoreOption, console, fail, friendly, open_store
+from autotune.cli._common import (
+    DataDirOption,
+    DsnOption,
+    RestartCommandOption,
+    StoreOption,
+    console,
+    fail,
+    friendly,
+    open_store,
+    postgres_target,
+)
 from autotune.cli._format import formatted, render
 from autotune.optimizers import OPTIMIZERS
 from autotune.service import AdminClient, ServiceError
 from autotune.service._models import TrialOut
 from autotune.spec import Config, Machine, Spec, load_spec
 from autotune.store import Trial
-from autotune.systems.postgres import PostgresSystem, Sandbox
 from autotune.tuner import (
     LocalClient,
     Scheduler,
@@ -177,15 +185,9 @@ def tune(
     allow_unsafe: Annotated[
         bool, typer.Option("--allow-unsafe", help="Also tune knobs that risk committed data.")
     ] = False,
-    dsn: Annotated[
-        str | None, typer.Option(help="Tune an existing server instead of a managed sandbox.")
-    ] = None,
-    restart_command: Annotated[
-        str | None, typer.Option(help="With --dsn: command that restarts the server.")
-    ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="With --dsn: the server's data directory, for rollback.")
-    ] = None,
+    dsn: DsnOption = None,
+    restart_command: RestartCommandOption = None,
+    data_dir: DataDirOption = None,
     apply_best: Annotated[
         bool, typer.Option("--apply-best", help="With --dsn: leave the best config applied.")
     ] = False,
@@ -292,15 +294,7 @@ def tune(
             _print_summary(spec, summarize(st, exp), 0.0, 0.0)
             return
 
-        def make_system(spec: Spec) -> PostgresSystem:
-            return PostgresSystem(
-                spec,
-                sandbox=None if dsn else Sandbox(),
-                dsn=dsn,
-                restart_command=restart_command,
-                data_dir=data_dir,
-            )
-
+        make_system = postgres_target(dsn, restart_command, data_dir)
         # The same loop as `autotune agent`, with the tuner in-process.
         measure_s = duration or wl.duration_s or 30.0
         events = _Progress(trials, measure_s + wl.warmup_s + 2, wl.objective_metric, wl.direction)

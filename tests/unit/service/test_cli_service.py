@@ -112,13 +112,13 @@ def test_server_binds_loopback_by_default_and_says_where_the_docs_are(
 def fake_system(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """`autotune agent`'s make_system builds this instead of a PostgreSQL sandbox."""
     built: list[Any] = []
-    monkeypatch.setattr("autotune.cli.service.Sandbox", lambda: "sandbox")
+    monkeypatch.setattr("autotune.cli._common.Sandbox", lambda: "sandbox")
 
     def system(spec: Any, **kwargs: Any) -> dict[str, Any]:
         built.append(kwargs)
         return kwargs
 
-    monkeypatch.setattr("autotune.cli.service.PostgresSystem", system)
+    monkeypatch.setattr("autotune.cli._common.PostgresSystem", system)
     return built
 
 
