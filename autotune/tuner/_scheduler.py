@@ -18,7 +18,7 @@ from autotune.agent import ExperimentInfo, Lease, TrialOutcome
 from autotune.optimizers import Optimizer, make_optimizer
 from autotune.space import Space
 from autotune.spec import Machine, parse_spec
-from autotune.store import Experiment, LeaseConflict, Proposal, Store, Trial
+from autotune.store import Experiment, Proposal, Store, Trial
 from autotune.tuner._tuner import TuningError, loss_of
 
 DEFAULT_LEASE_S = 60.0
@@ -213,4 +213,4 @@ class Scheduler:
         return stored
 
 
-__all__ = ["DEFAULT_LEASE_S", "LeaseConflict", "Scheduler", "experiment_info", "experiment_space"]
+__all__ = ["DEFAULT_LEASE_S", "Scheduler", "experiment_info", "experiment_space"]
