@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autotune.optimizers._base import Optimizer
+from autotune.optimizers._base import Optimizer, Suggestion
 from autotune.optimizers.gp import GPOptimizer
 from autotune.optimizers.lhs import LHSOptimizer, lhs_design
 from autotune.optimizers.random import RandomOptimizer
@@ -29,6 +29,7 @@ __all__ = [
     "LHSOptimizer",
     "Optimizer",
     "RandomOptimizer",
+    "Suggestion",
     "lhs_design",
     "make_optimizer",
 ]

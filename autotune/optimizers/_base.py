@@ -8,12 +8,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from autotune.space import Space
 from autotune.spec import Config
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A config to measure, and how: ``fidelity`` is the fraction of the full
+    workload duration (multi-fidelity optimisers screen with short runs);
+    ``repeat`` marks a deliberate re-measurement of a config already tried."""
+
+    config: Config
+    fidelity: float = 1.0
+    repeat: bool = False
 
 
 class Optimizer(ABC):
@@ -26,6 +38,8 @@ class Optimizer(ABC):
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.history_: list[tuple[Config, float | None]] = []
+        # Every observation with its fidelity; history_ is the same without it.
+        self.observations_: list[tuple[Config, float | None, float]] = []
         self._seen_keys: set[tuple[object, ...]] = set()  # kept up to date by tell()
 
     @abstractmethod
@@ -36,6 +50,23 @@ class Optimizer(ABC):
         optimiser should spread away from them as well as from each other.
         """
 
+    def suggest(self, n: int = 1, pending: Sequence[Suggestion] = ()) -> list[Suggestion]:
+        """Like ``ask``, but each config carries its fidelity; optimisers that
+        choose run lengths (Hyperband) override this, the rest run full length."""
+        return [Suggestion(c) for c in self.ask(n, [p.config for p in pending])]
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state worth keeping across tuner restarts.
+
+        Everything derivable from the told history is rebuilt by telling it
+        again; this holds only what is costly to recompute (fitted
+        hyperparameters) or not in the history at all (which arm proposed what).
+        """
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` output; called before the history is told again."""
+
     def reseed(self, *stream: int) -> None:
         """Start a fresh random stream, keeping ``seed`` (and so any initial design).
 
@@ -45,9 +76,10 @@ class Optimizer(ABC):
         """
         self.rng = np.random.default_rng([self.seed, *stream])
 
-    def tell(self, config: Config, loss: float | None) -> None:
+    def tell(self, config: Config, loss: float | None, fidelity: float = 1.0) -> None:
         """Record an outcome; ``loss`` is None for a failed trial."""
         self.history_.append((dict(config), loss))
+        self.observations_.append((dict(config), loss, fidelity))
         self._seen_keys.add(self.space.key(config))
 
     def seen(self) -> set[tuple[object, ...]]:
