@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from autotune.optimizers._base import Optimizer, Suggestion
+from autotune.optimizers.auto import AutoOptimizer
 from autotune.optimizers.gp import GPOptimizer
+from autotune.optimizers.hesbo import HeSBOOptimizer
+from autotune.optimizers.hyperband import HyperbandOptimizer
 from autotune.optimizers.lhs import LHSOptimizer, lhs_design
 from autotune.optimizers.random import RandomOptimizer
 from autotune.space import Space
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
-    cls.name: cls for cls in (GPOptimizer, RandomOptimizer, LHSOptimizer)
+    cls.name: cls
+    for cls in (
+        AutoOptimizer,
+        GPOptimizer,
+        HyperbandOptimizer,
+        RandomOptimizer,
+        LHSOptimizer,
+        HeSBOOptimizer,
+    )
 }
 
 
@@ -25,7 +36,10 @@ def make_optimizer(name: str, space: Space, seed: int = 0) -> Optimizer:
 
 __all__ = [
     "OPTIMIZERS",
+    "AutoOptimizer",
     "GPOptimizer",
+    "HeSBOOptimizer",
+    "HyperbandOptimizer",
     "LHSOptimizer",
     "Optimizer",
     "RandomOptimizer",

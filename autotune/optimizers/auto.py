@@ -1,0 +1,131 @@
+"""The default optimiser: a bandit over a portfolio of acquisition functions and models.
+
+No single acquisition wins everywhere: EI is balanced, PI exploits, UCB
+explores, and a random forest copes with the discontinuities that trip a GP.
+GP-Hedge (Hoffman, Brochu & de Freitas, UAI 2011) lets each arm nominate a
+config every round and picks one with probability proportional to
+exp(eta * gain); an arm's gain grows by how good its past nominees look under
+the refreshed model (minus the posterior mean), so arms are rewarded by the
+improvement they would have brought, whether or not they were picked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autotune.optimizers._search import Score, maximise
+from autotune.optimizers.gp import ACQUISITIONS, GPOptimizer
+from autotune.space import Space
+from autotune.spec import Config
+
+
+class AutoOptimizer(GPOptimizer):
+    name = "auto"
+
+    def __init__(
+        self,
+        space: Space,
+        seed: int = 0,
+        n_init: int | None = None,
+        n_candidates: int = 1000,
+        n_local: int = 300,
+        eta: float = 1.0,
+        forest: bool = True,
+    ) -> None:
+        super().__init__(space, seed, n_init, n_candidates, n_local, acquisition="ei")
+        self.eta = eta
+        self.arms: list[str] = [*ACQUISITIONS] + (["rf"] if forest else [])
+        self.gains = np.zeros(len(self.arms))
+        self.nominees: dict[str, Config] = {}
+        self.last_arm: str | None = None
+        self.picks: dict[str, int] = dict.fromkeys(self.arms, 0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "gains": [float(g) for g in self.gains],
+            "nominees": self.nominees,
+            "picks": self.picks,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        gains = state.get("gains")
+        if isinstance(gains, list) and len(gains) == len(self.arms):
+            self.gains = np.asarray(gains, dtype=float)
+        nominees = state.get("nominees")
+        if isinstance(nominees, dict):
+            self.nominees = {
+                arm: config
+                for arm, config in nominees.items()
+                if arm in self.arms
+                and isinstance(config, dict)
+                and set(config) == set(self.space.names)
+            }
+        picks = state.get("picks")
+        if isinstance(picks, dict):
+            self.picks.update({k: int(v) for k, v in picks.items() if k in self.picks})
+
+    def _reward(self, model: Any) -> None:
+        """Credit every arm with minus the posterior mean at its last nominee."""
+        if not self.nominees:
+            return
+        arms = [a for a in self.arms if a in self.nominees]
+        mean, _ = model.predict(self.space.encode_many([self.nominees[a] for a in arms]))
+        for arm, m in zip(arms, mean, strict=True):
+            self.gains[self.arms.index(arm)] += -float(m)
+        self.nominees = {}
+
+    def _forest_score(self) -> Score | None:
+        """The random-forest arm's EI, sharing the GP's candidate search."""
+        ok = [(c, loss) for c, loss in self.history_ if loss is not None]
+        if len(ok) < 3 or "rf" not in self.arms:
+            return None
+        from autotune.optimizers._forest_model import forest_score
+
+        return forest_score(self.history_, self._rows, self.rng)
+
+    def _choose(
+        self,
+        model: Any,
+        best: float,
+        fail_rate: Any,
+        anchors: list[Config],
+        exclude: set[tuple[object, ...]],
+    ) -> Config | None:
+        self._reward(model)
+        scores = self._scores(model, best, fail_rate)
+        arms, funcs = [], []
+        for arm in self.arms:
+            if arm == "rf":
+                rf = self._forest_score()
+                if rf is None:
+                    continue
+                arms.append(arm)
+                funcs.append(rf)
+            else:
+                arms.append(arm)
+                funcs.append(scores[arm])
+        found = maximise(
+            self.space,
+            funcs,
+            self.rng,
+            anchors,
+            exclude,
+            n_random=self.n_candidates,
+            n_local=self.n_local,
+        )
+        nominees = {a: c for a, c in zip(arms, found, strict=True) if c is not None}
+        if not nominees:
+            return None
+        names = list(nominees)
+        g = np.array([self.gains[self.arms.index(a)] for a in names])
+        p = np.exp(self.eta * (g - g.max()))
+        p /= p.sum()
+        arm = names[int(self.rng.choice(len(names), p=p))]
+        self.nominees = nominees
+        self.last_arm = arm
+        self.picks[arm] = self.picks.get(arm, 0) + 1
+        return nominees[arm]
