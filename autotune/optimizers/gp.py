@@ -80,6 +80,7 @@ def transform_losses(y: np.ndarray) -> np.ndarray:
     """
     y = np.asarray(y, dtype=float)
     spread = y.std()
+
     if spread == 0:
         return np.zeros_like(y)
     z = (y - y.mean()) / spread
