@@ -64,7 +64,7 @@ class Optimizer(ABC):
         """
         return {}
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:  # noqa: B027 (an optional hook)
         """Restore ``state_dict()`` output; called before the history is told again."""
 
     def reseed(self, *stream: int) -> None:

@@ -62,22 +62,36 @@ class AutoOptimizer(GPOptimizer):
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """Take what is well-formed and ignore the rest: a bad state must not stop asking."""
         super().load_state(state)
         gains = state.get("gains")
         if isinstance(gains, list) and len(gains) == len(self.arms):
-            self.gains = np.asarray(gains, dtype=float)
+            try:
+                values = np.asarray(gains, dtype=float)
+            except (TypeError, ValueError):
+                values = None
+            if values is not None and np.all(np.isfinite(values)):
+                self.gains = values
         nominees = state.get("nominees")
         if isinstance(nominees, dict):
             self.nominees = {
                 arm: config
                 for arm, config in nominees.items()
-                if arm in self.arms
-                and isinstance(config, dict)
-                and set(config) == set(self.space.names)
+                if arm in self.arms and self._is_config(config)
             }
         picks = state.get("picks")
         if isinstance(picks, dict):
-            self.picks.update({k: int(v) for k, v in picks.items() if k in self.picks})
+            for arm, count in picks.items():
+                if arm in self.picks and isinstance(count, int):
+                    self.picks[arm] = count
+
+    def _is_config(self, config: object) -> bool:
+        if not isinstance(config, dict) or set(config) != set(self.space.names):
+            return False
+        try:
+            return all(k.validate(config[k.name]) == config[k.name] for k in self.space.knobs)
+        except ValueError:
+            return False
 
     def _reward(self, model: Any) -> None:
         """Credit every arm with minus the posterior mean at its last nominee."""

@@ -78,7 +78,9 @@ class HyperbandOptimizer(Optimizer):
         """New configs for the lowest rung, from a model of the highest rung with data."""
         from autotune.optimizers import make_optimizer
 
-        enough = max(4, len(self.space) // 2 + 2)
+        # BOHB's rule: a rung needs more results than dimensions before its model
+        # is trusted; a GP on four clustered good points sends EI to the corners.
+        enough = max(8, len(self.space) + 2)
         model_rung = next(
             (
                 r
