@@ -1,10 +1,18 @@
 """Agents: lease -> apply -> run -> collect -> report, with rollback and restore."""
 
 from autotune.agent._agent import Agent, TrialOutcome
-from autotune.agent._client import ExperimentInfo, Lease, LeaseLost, TunerClient
+from autotune.agent._client import (
+    MIN_TRIAL_S,
+    ExperimentInfo,
+    Lease,
+    LeaseLost,
+    TunerClient,
+    trial_duration_s,
+)
 from autotune.agent._runner import AgentRunner, RunnerEvents, materialize_workload
 
 __all__ = [
+    "MIN_TRIAL_S",
     "Agent",
     "AgentRunner",
     "ExperimentInfo",
@@ -14,4 +22,5 @@ __all__ = [
     "TrialOutcome",
     "TunerClient",
     "materialize_workload",
+    "trial_duration_s",
 ]

@@ -57,7 +57,14 @@ class Agent:
         self.system.mark_good()
         self.setup_s = time.monotonic() - t0
 
-    def run_trial(self, config: Config, phase: PhaseCallback = lambda _: None) -> TrialOutcome:
+    def run_trial(
+        self,
+        config: Config,
+        phase: PhaseCallback = lambda _: None,
+        duration_s: float | None = None,
+    ) -> TrialOutcome:
+        """Apply ``config``, run the workload and collect; ``duration_s`` overrides the
+        session's measured length for this trial (a short, low-fidelity run)."""
         outcome = TrialOutcome(status="running", started_at=now())
         history = outcome.status_history
 
@@ -77,7 +84,8 @@ class Agent:
         if report.action != "online":
             outcome.timings[f"{report.action}_s"] = report.restart_s
         try:
-            result = self.workload.run(self.system, self.duration_s, enter)
+            length = self.duration_s if duration_s is None else duration_s
+            result = self.workload.run(self.system, length, enter)
         except WorkloadError as exc:
             excerpt = "\n".join(x for x in (exc.log_excerpt, self.system.log_excerpt()) if x)
             if not self.system.healthy():

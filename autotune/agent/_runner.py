@@ -14,7 +14,13 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from autotune.agent._agent import Agent, PhaseCallback
-from autotune.agent._client import ExperimentInfo, Lease, LeaseLost, TunerClient
+from autotune.agent._client import (
+    ExperimentInfo,
+    Lease,
+    LeaseLost,
+    TunerClient,
+    trial_duration_s,
+)
 from autotune.spec import Config, Machine, Spec, SpecError, parse_spec
 from autotune.store import Trial
 from autotune.systems import System
@@ -73,6 +79,7 @@ class AgentRunner:
         self.stopping = threading.Event()
         self.agent: Agent | None = None
         self.current: ExperimentInfo | None = None
+        self.workload: WorkloadDef | None = None
         self.trials_run = 0
         self.measured_s = 0.0
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -87,7 +94,7 @@ class AgentRunner:
         self._tmp = tempfile.TemporaryDirectory(prefix="autotune-workload-")
         workload = materialize_workload(info, Path(self._tmp.name))
         agent = Agent(self.make_system(spec), make_workload(workload), info.duration_s)
-        self.agent, self.current = agent, info
+        self.agent, self.current, self.workload = agent, info, workload
         agent.start(lambda phase: self.events.setup(info, phase))
         return agent
 
@@ -111,7 +118,7 @@ class AgentRunner:
             agent = self._agent_for(lease.experiment)
             self.events.trial_started(lease)
             with _Heartbeat(self.client, lease):
-                outcome = agent.run_trial(lease.config, self._phase)
+                outcome = agent.run_trial(lease.config, self._phase, self.duration_for(lease))
             finished = True
             try:
                 trial = self.client.report(lease, outcome)
@@ -124,12 +131,24 @@ class AgentRunner:
             if not finished:
                 self.client.release(lease)
 
+    def duration_for(self, lease: Lease) -> float | None:
+        """Measured seconds for the leased trial; None: the workload's own length.
+
+        The tuner sends the length when the experiment has one. Otherwise a
+        short (low-fidelity) trial scales the workload's own length; a query
+        set without a length runs its rounds in full.
+        """
+        if lease.duration_s is not None or lease.fidelity >= 1.0:
+            return lease.duration_s
+        own = self.workload.duration_s if self.workload is not None else None
+        return trial_duration_s(own, lease.fidelity)
+
     def _phase(self, name: str) -> None:
         self.events.phase(name)
 
     def close(self, keep: Config | None = None) -> None:
         """Restore the system (or leave ``keep`` applied) and let it go."""
-        agent, self.agent, self.current = self.agent, None, None
+        agent, self.agent, self.current, self.workload = self.agent, None, None, None
         try:
             if agent is not None:
                 agent.stop(keep)

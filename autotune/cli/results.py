@@ -15,7 +15,7 @@ from autotune.cli._common import StoreOption, console, fail, friendly, open_stor
 from autotune.cli._format import formatted, recorded_spec, render
 from autotune.cli.tune import _action
 from autotune.store import default_url, upgrade
-from autotune.tuner import best_trial, summarize
+from autotune.tuner import describe, robust_best, summarize, unstable_line
 
 
 class TrialFormat(StrEnum):
@@ -32,7 +32,7 @@ class ConfigFormat(StrEnum):
 
 @friendly
 def experiments(store: StoreOption = None) -> None:
-    """List experiments with their progress and best result."""
+    """List experiments with their progress and best result (medians over repeated runs)."""
     with open_store(store) as st:
         table = Table()
         for col in (
@@ -56,8 +56,8 @@ def experiments(store: StoreOption = None) -> None:
                 f"{experiment.objective_metric} ({experiment.direction[:3]})",
                 str(s.trials),
                 str(s.failed),
-                _num(s.baseline.objective if s.baseline else None),
-                _num(s.best.objective if s.best else None),
+                _num(s.robust.baseline.median if s.robust and s.robust.baseline else None),
+                _num(s.robust.best.median if s.robust else None),
                 experiment.created_at.strftime("%Y-%m-%d %H:%M"),
             )
         console.print(table)
@@ -87,9 +87,8 @@ def trials(
     if format is TrialFormat.csv:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(
-            ["number", "status", "baseline", "objective", *metrics, *knobs, *timings, "error"]
-        )
+        head = ["number", "status", "baseline", "objective", *metrics, *knobs, *timings]
+        writer.writerow([*head, "error", "fidelity", "repeat"])
         for t in rows:
             values = formatted(spec, t.config)
             writer.writerow(
@@ -98,6 +97,7 @@ def trials(
                 + [values.get(k) for k in knobs]
                 + [t.timings.get(k) for k in timings]
                 + [t.error or ""]
+                + [t.fidelity, t.repeat]
             )
         typer.echo(out.getvalue(), nl=False)
         return
@@ -106,6 +106,7 @@ def trials(
     )
     for col in (
         "#",
+        "run",
         "status",
         experiment.objective_metric,
         "p95 ms",
@@ -119,6 +120,7 @@ def trials(
         action = _action(t)
         table.add_row(
             str(t.number) + (" (baseline)" if t.is_baseline else ""),
+            ("repeat" if t.repeat else "") + ("" if t.full else f"{t.fidelity:.2g}×"),
             "ok" if t.ok else "[red]failed[/]",
             _num(t.objective),
             _num(t.metrics.get("latency_p95_ms")),
@@ -135,23 +137,38 @@ def best(
     format: Annotated[ConfigFormat, typer.Option("--format", "-f")] = ConfigFormat.conf,
     store: StoreOption = None,
 ) -> None:
-    """Print the best config: a postgresql.conf snippet, ALTER SYSTEM statements, or JSON."""
+    """Print the best config: a postgresql.conf snippet, ALTER SYSTEM statements, or JSON.
+
+    The best is the config with the best median over two or more full-length runs,
+    else the best single run (not confirmed). conf and sql start with a comment
+    saying which, with its ratio to the baseline and 95% CI; json has them as fields.
+    """
     with open_store(store) as st:
         experiment = st.require_experiment(name)
         rows = st.trials(experiment)
-    top = best_trial(rows, experiment.direction)
-    if top is None:
+    rb = robust_best(rows, experiment.direction)
+    if rb is None:
         fail(f"experiment {name!r} has no successful trial yet")
         return
     spec = recorded_spec(experiment)
-    baseline = next((t for t in rows if t.is_baseline and t.ok), None)
-    meta = {
-        "experiment": experiment.name,
-        "trial": top.number,
-        "objective": {experiment.objective_metric: top.objective},
-        "baseline": baseline.objective if baseline else None,
-    }
-    typer.echo(render(spec, top.config, format.value, meta))
+    metric = experiment.objective_metric
+    if format is ConfigFormat.json:
+        meta = {
+            "experiment": experiment.name,
+            **rb.to_json(),
+            "objective": {metric: rb.best.median},
+            "baseline": None if rb.baseline is None else rb.baseline.median,
+            "summary": describe(rb, metric),
+        }
+        typer.echo(render(spec, rb.best.config, "json", meta))
+        return
+    mark = "#" if format is ConfigFormat.conf else "--"
+    notes = [f"{experiment.name} best: {describe(rb, metric)}"]
+    shaky = unstable_line(rb)
+    if shaky is not None:
+        notes.append(shaky)
+    header = "\n".join(f"{mark} {line}" for line in notes)
+    typer.echo(header + "\n" + render(spec, rb.best.config, format.value))
 
 
 store_app = typer.Typer(help="Manage the results store.", no_args_is_help=True)

@@ -40,14 +40,20 @@ from autotune.service._models import TrialOut
 from autotune.spec import Config, Machine, Spec, load_spec
 from autotune.store import Trial
 from autotune.tuner import (
+    DEFAULT_OPTIMIZER,
     LocalClient,
     Scheduler,
     SessionOptions,
     Summary,
     TuningError,
+    check_repeats,
+    default_repeats,
+    describe,
     open_experiment,
     select_knobs,
     summarize,
+    summary_of,
+    unstable_line,
 )
 from autotune.workloads import load_workload
 
@@ -99,11 +105,12 @@ class _Progress(RunnerEvents):
         if self.runner is not None and self.runner.agent is not None and not self.setup_s:
             self.setup_s = self.runner.agent.setup_s
             console.print(f"setup done in {self.setup_s:.1f}s")
-        self.label = f"trial {lease.number}/{self.n_trials}" + (
-            " (baseline)" if lease.is_baseline else ""
+        self.label = lease.label.replace(
+            f"trial {lease.number}", f"trial {lease.number}/{self.n_trials}", 1
         )
         self.t0 = time.monotonic()
-        self.task = self.progress.add_task(self.label, total=self.expected_s)
+        expected = self.expected_s * min(1.0, lease.fidelity)
+        self.task = self.progress.add_task(self.label, total=expected)
 
     def phase(self, name: str) -> None:
         if self.task is not None:
@@ -113,7 +120,7 @@ class _Progress(RunnerEvents):
         if self.task is not None:
             self.progress.remove_task(self.task)
             self.task = None
-        if trial.is_baseline:
+        if trial.is_baseline and not trial.repeat:
             if not trial.ok:
                 raise TuningError(
                     f"the baseline (default config) failed: {trial.error}"
@@ -133,8 +140,8 @@ class _Progress(RunnerEvents):
         action = _action(trial)
         took = f" {trial.timings[f'{action}_s']:.1f}s" if f"{action}_s" in trial.timings else ""
         console.print(
-            f"trial {trial.number:>3}  ok  {self.objective}={trial.objective:.6g}{delta}"
-            f"  [dim]{action}{took}  measure {trial.timings.get('measure_s', 0):.1f}s[/]"
+            f"trial {trial.number:>3}  ok  {self.objective}={trial.objective:.6g}{_kind(trial)}"
+            f"{delta}  [dim]{action}{took}  measure {trial.timings.get('measure_s', 0):.1f}s[/]"
         )
         for name, problem in trial.not_applied.items():
             console.print(f"             [yellow]not applied:[/] {name}: {problem}")
@@ -145,6 +152,15 @@ def _change(value: float, baseline: float, direction: str) -> str:
     pct = (value - baseline) / abs(baseline) * 100
     better = pct > 0 if direction == "maximize" else pct < 0
     return f"{pct:+.1f}% vs baseline, {'better' if better else 'worse'}"
+
+
+def _kind(trial: Trial) -> str:
+    """What sort of run it was, when not a full-length first run of a new config."""
+    notes = [
+        *(["repeat"] if trial.repeat else []),
+        *([f"fidelity {trial.fidelity:.2g}"] if not trial.full else []),
+    ]
+    return f" ({', '.join(notes)})" if notes else ""
 
 
 def _action(trial: Trial) -> str:
@@ -172,7 +188,31 @@ def tune(
         float | None, typer.Option(help="Measured seconds per trial (default: the workload's).")
     ] = None,
     optimizer: Annotated[
-        str | None, typer.Option(help=f"One of: {', '.join(sorted(OPTIMIZERS))}. Default gp.")
+        str | None,
+        typer.Option(
+            help=f"One of: {', '.join(sorted(OPTIMIZERS))}. Default {DEFAULT_OPTIMIZER}.",
+            show_default=False,
+        ),
+    ] = None,
+    repeats: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            show_default=False,
+            help="Re-measure the best configs in the budget's last N trials, so the best is "
+            "a median of repeated runs with a CI against the baseline. Default: "
+            "min(10, trials // 5) from 10 trials up, else 0; a resume keeps the recorded N.",
+        ),
+    ] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--time-budget",
+            min=1,
+            show_default=False,
+            help="Wall seconds: once passed, no new trial starts and the session ends when "
+            "the running one is done. Counts from this run's start (a resume restarts it).",
+        ),
     ] = None,
     experiment: Annotated[
         str | None, typer.Option(help="Name; re-running with it resumes the experiment.")
@@ -210,7 +250,7 @@ def tune(
     ] = None,
     store: StoreOption = None,
 ) -> None:
-    """Tune a system: baseline first, then a space-filling design, then Bayesian optimisation."""
+    """Tune a system: the baseline, then the optimiser's search, then repeats of the best."""
     spec_file = resolve("knobs", system)
     spec = load_spec(spec_file)
     wl = load_workload(workload)
@@ -240,6 +280,8 @@ def tune(
             "duration_s": duration,
             "parallelism": parallel,
             "allow_unsafe": allow_unsafe or None,
+            "repeats": repeats,
+            "time_budget_s": time_budget,
         }
         request.update({k: v for k, v in optional.items() if v is not None})
         if knobs is not None:
@@ -262,8 +304,12 @@ def tune(
             duration = recorded.settings.get("duration_s") if duration is None else duration
             if knobs is None:
                 knobs = ",".join(recorded.settings.get("knobs", []))
-        optimizer = optimizer or "gp"
+            if repeats is None and recorded.settings.get("repeats") is not None:
+                repeats = min(recorded.repeats, max(0, trials - 2))
+        optimizer = optimizer or DEFAULT_OPTIMIZER
         seed = 0 if seed is None else seed
+        repeats = default_repeats(trials) if repeats is None else repeats
+        check_repeats(trials, repeats)
         if optimizer not in OPTIMIZERS:
             fail(f"unknown optimizer {optimizer!r}; choose one of {', '.join(sorted(OPTIMIZERS))}")
         restartable = dsn is None or restart_command is not None
@@ -280,6 +326,8 @@ def tune(
             target="managed sandbox" if dsn is None else _redact(dsn),
             machine={"memory_bytes": machine.memory_bytes, "cpus": machine.cpus},
             budget=trials,
+            repeats=repeats,
+            time_budget_s=time_budget,
         )
         exp, resumed = open_experiment(st, spec, wl, options)
         done = len(st.trials(exp, finished_only=True))
@@ -287,6 +335,8 @@ def tune(
         console.print(
             f"{verb} experiment [bold]{name}[/]: {spec.system} × {wl.name}, "
             f"{len(selection.names)} knobs, optimizer {optimizer}, {trials} trials"
+            + (f", the last {repeats} re-measuring the best" if repeats else "")
+            + (f", at most {time_budget:g}s" if time_budget else "")
             + (f" ({done} recorded)" if resumed else "")
         )
         if done >= trials:
@@ -328,6 +378,10 @@ def tune(
         if summary is None:
             summary = summarize(st, exp)
         wall_s = time.monotonic() - t_session
+        if time_budget is not None and not interrupted and summary.trials < trials:
+            console.print(
+                f"time budget of {time_budget:g}s reached: {summary.trials} of {trials} trials run"
+            )
         _print_summary(spec, summary, wall_s, events.setup_s, runner.measured_s)
         if keep is not None:
             console.print("the best config was left applied (--apply-best)")
@@ -378,17 +432,8 @@ def _tune_remote(
     finally:
         signal.signal(signal.SIGTERM, previous)
         client.close()
-    summary = Summary(
-        experiment=name,
-        objective_metric=best.objective_metric,
-        direction=best.direction,
-        baseline=None if best.baseline is None else best.baseline.to_trial(),
-        best=None if best.best is None else best.best.to_trial(),
-        trials=best.trials,
-        failed=best.failed,
-        measure_s=sum(t.timings.get("measure_s", 0.0) for t in done),
-        trial_s=sum(t.timings.get("total_s", 0.0) for t in done),
-        store_url=f"the server's, at {server}",
+    summary = summary_of(
+        name, best.objective_metric, best.direction, done, f"the server's, at {server}"
     )
     _print_summary(spec, summary, 0.0, 0.0)
 
@@ -430,7 +475,7 @@ def _remote_line(t: TrialOut, metric: str, direction: str, baseline: float | Non
     delta = ""
     if baseline and t.objective is not None and not t.baseline:
         delta = f"  ({_change(t.objective, baseline, direction)})"
-    label = " (baseline)" if t.baseline else ""
+    label = (" (baseline)" if t.baseline else "") + _kind(t.to_trial())
     return f"trial {t.number:>3}  ok  {metric}={t.objective:.6g}{label}{delta}{by}"
 
 
@@ -444,26 +489,37 @@ def _print_summary(
 ) -> None:
     console.rule(f"summary: {s.experiment}")
     unit = f"{s.objective_metric} ({s.direction})"
-    if s.baseline is not None and s.baseline.objective is not None:
-        console.print(
-            f"baseline      {s.baseline.objective:.6g} {unit}  (trial {s.baseline.number})"
-        )
-    if s.best is not None and s.best.objective is not None:
+    rb = s.robust
+    if rb is not None and rb.baseline is not None:
+        base = rb.baseline
+        runs = f"median of {base.n} runs, " if base.n > 1 else ""
+        console.print(f"baseline      {base.median:.6g} {unit}  ({runs}trial {base.first.number})")
+    if rb is not None:
+        console.print(f"best          {describe(rb, s.objective_metric)}")
         pct = s.improvement_pct
-        if s.best.is_baseline:
-            console.print(f"best          the baseline: no trial beat it (trial {s.best.number})")
-        else:
-            imp = (
-                f"  {abs(pct):.1f}% {'better' if pct >= 0 else 'worse'} than the baseline"
-                if pct is not None
-                else ""
+        if pct is not None and not rb.best.is_baseline:
+            versus = (
+                "the baseline's median" if rb.baseline and rb.baseline.n > 1 else "the baseline"
             )
-            console.print(f"best          {s.best.objective:.6g}{imp}  (trial {s.best.number})")
+            runs = ", ".join(f"{v:.6g}" for v in rb.best.values)
             console.print(
-                "              [dim]single runs on a noisy host; repeat interleaved runs "
+                f"              {abs(pct):.1f}% {'better' if pct >= 0 else 'worse'} than "
+                f"{versus}  [dim](runs: {runs})[/]"
+            )
+        if not rb.confirmed and not rb.best.is_baseline:
+            console.print(
+                "              [dim]one run on a noisy host: re-measure it (--repeats) "
                 "before trusting a small gain[/]"
             )
-    console.print(f"trials        {s.trials} done, {s.failed} failed")
+        shaky = unstable_line(rb)
+        if shaky is not None:
+            shaky = shaky.replace("unstable: ", "unstable      ", 1)
+            console.print(f"[yellow]{shaky}[/]  [dim](cv > 0.1 or range > 25% of the median)[/]")
+    extra = [f"{s.repeats} repeats"] if s.repeats else []
+    extra += [f"{s.short} short"] if s.short else []
+    console.print(
+        f"trials        {s.trials} done, {s.failed} failed" + "".join(f", {e}" for e in extra)
+    )
     if s.measure_share is not None:
         line = f"measuring     {s.measure_share:.0%} of trial wall time"
         if wall_s:

@@ -46,6 +46,7 @@ from autotune.service._models import (
     Problem,
     Released,
     ReportIn,
+    RobustOut,
     TrialOut,
 )
 from autotune.spec import Machine, Spec, SpecError, parse_spec
@@ -55,6 +56,7 @@ from autotune.tuner import (
     Scheduler,
     SessionOptions,
     TuningError,
+    check_repeats,
     open_experiment,
     select_knobs,
     summarize,
@@ -193,6 +195,8 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
         optimiser, seed, parallelism, lease length or machine is a 409.
         """
         existing = store.experiment(body.name)
+        # A time budget given now starts its clock now; one taken from the record keeps its own.
+        restart_clock = "time_budget_s" in body.model_fields_set
         if existing is not None:
             body = _with_recorded(body, existing)
         machine = _machine(body)
@@ -223,7 +227,14 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
             budget=body.budget,
             parallelism=body.parallelism,
             lease_s=body.lease_s,
+            repeats=body.repeats,
+            time_budget_s=body.time_budget_s,
+            restart_clock=restart_clock,
         )
+        try:
+            check_repeats(options.budget, options.resolved_repeats)
+        except TuningError as exc:
+            raise _unprocessable(str(exc).replace("--repeats", "repeats")) from None
         if existing is not None:
             _check_resumable(existing, options)
         try:
@@ -281,7 +292,12 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
         tags=["admin"],
     )
     def get_best(name: ExperimentName, _: Admin) -> BestOut:
-        """The baseline, the best finished trial and the improvement, as `autotune tune` prints."""
+        """The baseline, the best config and the improvement, as `autotune tune` prints.
+
+        The best is the config with the best median over two or more runs (else
+        the best single run, with ``robust.confirmed`` false); ``robust`` has its
+        ratio to the baseline with a 95% bootstrap CI.
+        """
         experiment = _experiment(name)
         s = summarize(store, experiment)
         return BestOut(
@@ -295,6 +311,7 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
             baseline=None if s.baseline is None else TrialOut.of(s.baseline),
             best=None if s.best is None else TrialOut.of(s.best),
             improvement_pct=s.improvement_pct,
+            robust=None if s.robust is None else RobustOut.of(s.robust),
         )
 
     @app.post(
@@ -317,6 +334,8 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
     @app.post(
         "/api/lease",
         response_model=LeaseOut,
+        # A full-length first run's lease then reads as a v0.2 lease: older agents run it.
+        response_model_exclude_defaults=True,
         responses={**AGENT_ERRORS, 204: {"description": "No trial to run right now."}},
         tags=["agent"],
     )
@@ -432,7 +451,12 @@ def _with_recorded(body: ExperimentCreate, existing: Experiment) -> ExperimentCr
         "lease_s": settings.get("lease_s"),
         "allow_unsafe": settings.get("allow_unsafe", False),
         "machine": settings.get("machine"),
+        "time_budget_s": settings.get("time_budget_s"),
     }
+    if "repeats" in settings and "repeats" not in given:
+        # Kept, but never more than a budget given now leaves room for.
+        budget = body.budget
+        recorded["repeats"] = min(int(settings["repeats"] or 0), max(0, budget - 2))
     updates = {k: v for k, v in recorded.items() if k not in given and v is not None}
     if not updates:
         return body

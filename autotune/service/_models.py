@@ -8,12 +8,14 @@ else is a 422 before a handler runs, so no handler sees input it must distrust.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from autotune.agent import Lease
+from autotune.agent import Lease, trial_duration_s
+from autotune.optimizers import OPTIMIZERS
 from autotune.store import Experiment, Trial
+from autotune.tuner import DEFAULT_OPTIMIZER, RobustBest
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -29,7 +31,10 @@ MetricName = Annotated[str, Field(pattern=KNOB_PATTERN, strict=True)]
 KnobGroup = Annotated[str, Field(pattern=r"^group:[A-Za-z0-9_.-]{1,128}$", strict=True)]
 LeaseId = Annotated[str, Field(pattern=LEASE_ID_PATTERN, strict=True)]
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-OptimizerName = Literal["gp", "random", "lhs"]  # autotune.optimizers.OPTIMIZERS (a test checks)
+if TYPE_CHECKING:
+    OptimizerName = str
+else:  # every registered optimiser, as an enum in the API schema
+    OptimizerName = Literal[tuple(sorted(OPTIMIZERS))]
 
 
 def _relative(path: str) -> str:
@@ -121,7 +126,7 @@ class ExperimentCreate(Strict):
         description="Trials in all, the baseline included."
     )
     parallelism: Annotated[int, Field(strict=True, ge=1, le=256)] = 1
-    optimizer: OptimizerName = "gp"
+    optimizer: OptimizerName = DEFAULT_OPTIMIZER
     seed: Annotated[int, Field(strict=True, ge=0, le=MAX_DB_INT)] = 0
     duration_s: Annotated[Finite, Field(gt=0, le=86_400)] | None = Field(
         default=None, description="Measured seconds per trial (default: the workload's)."
@@ -137,6 +142,16 @@ class ExperimentCreate(Strict):
     )
     machine: MachineIn | None = Field(
         default=None, description="The tuned hosts' size (default: the server's own)."
+    )
+    repeats: Annotated[int, Field(strict=True, ge=0, le=100_000)] | None = Field(
+        default=None,
+        description="The budget's last trials that re-measure the best configs "
+        "(default: min(10, budget // 5) from 10 trials up, else 0).",
+    )
+    time_budget_s: Annotated[Finite, Field(gt=0, le=365 * 86_400)] | None = Field(
+        default=None,
+        description="Wall seconds from now after which no new trial is proposed "
+        "(default: none; left out on a resume, the recorded budget and clock are kept).",
     )
 
 
@@ -161,6 +176,11 @@ class ExperimentOut(BaseModel):
     trials: int = Field(description="Trials proposed so far, in flight included.")
     finished: int
     failed: int
+    repeats: int = Field(default=0, description="The budget's last trials that re-measure.")
+    time_budget_s: float | None = None
+    deadline: datetime | None = Field(
+        default=None, description="When the time budget runs out: no trial is proposed after."
+    )
 
     @classmethod
     def of(cls, experiment: Experiment, counts: dict[str, int]) -> ExperimentOut:
@@ -187,6 +207,9 @@ class ExperimentOut(BaseModel):
             trials=sum(counts.values()),
             finished=counts.get("ok", 0) + counts.get("failed", 0),
             failed=counts.get("failed", 0),
+            repeats=experiment.repeats,
+            time_budget_s=settings.get("time_budget_s"),
+            deadline=experiment.deadline,
         )
 
 
@@ -215,6 +238,8 @@ class TrialOut(BaseModel):
     not_applied: dict[str, str]
     error: str | None
     log_excerpt: str | None
+    fidelity: float = Field(default=1.0, description="Share of the full duration it ran for.")
+    repeat: bool = Field(default=False, description="A re-measurement of a config tried before.")
 
     @classmethod
     def of(cls, trial: Trial) -> TrialOut:
@@ -224,6 +249,8 @@ class TrialOut(BaseModel):
             number=trial.number,
             status=trial.status,
             baseline=trial.is_baseline,
+            fidelity=trial.fidelity,
+            repeat=trial.repeat,
             agent=trial.agent,
             attempts=trial.attempts,
             proposed_at=trial.proposed_at,
@@ -261,7 +288,33 @@ class TrialOut(BaseModel):
             proposed_at=self.proposed_at,
             lease_expires_at=self.lease_expires_at,
             attempts=self.attempts,
+            fidelity=self.fidelity,
+            repeat=self.repeat,
         )
+
+
+class RobustOut(BaseModel):
+    """The noise-aware best: the best median among configs measured twice or more."""
+
+    trial: int = Field(description="The trial that found the config.")
+    runs: int
+    trials: list[int] = Field(description="Every full-length ok run of the config.")
+    values: list[float]
+    median: float
+    confirmed: bool = Field(description="False: no config ran twice; this is one run.")
+    baseline_median: float | None
+    baseline_runs: int | None
+    ratio: float | None = Field(description="Median vs the baseline's; > 1 is better.")
+    ratio_ci: list[float] | None = Field(description="95% bootstrap CI of the ratio.")
+    significant: bool = Field(description="The CI excludes 1.")
+    unstable: bool = Field(description="Its runs disagree: cv > 0.1 or range > 25% of median.")
+    cv: float | None
+    spread: float | None
+    unstable_trials: list[int] = Field(description="First trial of each unstable config.")
+
+    @classmethod
+    def of(cls, robust: RobustBest) -> RobustOut:
+        return cls.model_validate(robust.to_json())
 
 
 class BestOut(BaseModel):
@@ -273,8 +326,11 @@ class BestOut(BaseModel):
     trials: int = Field(description="Finished trials.")
     failed: int
     baseline: TrialOut | None
-    best: TrialOut | None
-    improvement_pct: float | None
+    best: TrialOut | None = Field(description="The trial that found the best config.")
+    improvement_pct: float | None = Field(description="Medians' change, positive when better.")
+    robust: RobustOut | None = Field(
+        default=None, description="The best config's runs and its ratio to the baseline."
+    )
 
 
 class AgentCreate(Strict):
@@ -314,7 +370,12 @@ class ExperimentInfoOut(BaseModel):
 
 
 class LeaseOut(BaseModel):
-    """autotune.agent.Lease, field for field (Lease.to_json)."""
+    """autotune.agent.Lease, field for field (Lease.to_json).
+
+    The last three fields are sent only when they differ from a full-length,
+    first run (``exclude_defaults``): such a lease reads exactly as a v0.2
+    one, so older agents keep running those trials.
+    """
 
     trial_id: int
     lease_id: str
@@ -323,10 +384,22 @@ class LeaseOut(BaseModel):
     is_baseline: bool
     lease_s: float
     experiment: ExperimentInfoOut
+    fidelity: float = Field(default=1.0, description="Share of the full duration to run.")
+    repeat: bool = Field(default=False, description="A re-measurement of a config tried before.")
+    duration_s: float | None = Field(
+        default=None,
+        description="Seconds to measure; left out: the experiment's duration_s "
+        "(or, that null, the workload's own length scaled by fidelity).",
+    )
 
     @classmethod
     def of(cls, lease: Lease) -> LeaseOut:
-        return cls.model_validate(lease.to_json())
+        data = lease.to_json()
+        if data["duration_s"] == trial_duration_s(lease.experiment.duration_s, 1.0) and (
+            lease.fidelity >= 1.0
+        ):
+            data["duration_s"] = None  # the experiment's: implied, as a v0.2 agent expects
+        return cls.model_validate(data)
 
 
 class LeaseRef(Strict):

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -80,6 +81,8 @@ class ExperimentRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | done
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Optimizer.state_dict(): what a rebuilt optimiser cannot get from the history.
+    optimizer_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Loaded with the experiment: every use of an experiment needs both.
     spec: Mapped[SpecRow] = relationship(lazy="joined")
     workload: Mapped[WorkloadRow] = relationship(lazy="joined")
@@ -93,6 +96,10 @@ class TrialRow(Base):
     number: Mapped[int] = mapped_column(Integer)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Share of the experiment's full duration this trial ran for (multi-fidelity screening).
+    fidelity: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    # A deliberate re-measurement of a config already tried (racing the incumbent).
+    repeat: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(16))  # pending | leased | ok | failed
     status_history: Mapped[list[Any]] = mapped_column(JSON)
     objective: Mapped[float | None] = mapped_column(Float, nullable=True)

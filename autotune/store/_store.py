@@ -74,6 +74,7 @@ class Experiment:
     created_at: datetime
     status: str = "running"  # running | done
     workload_files: dict[str, str] = field(default_factory=dict)
+    optimizer_state: dict[str, Any] | None = None  # Optimizer.state_dict(), as last saved
 
     @property
     def budget(self) -> int:
@@ -83,6 +84,26 @@ class Experiment:
     @property
     def parallelism(self) -> int:
         return int(self.settings.get("parallelism", 1))
+
+    @property
+    def repeats(self) -> int:
+        """How many of the budget's last trials re-measure the best configs (0: none)."""
+        return int(self.settings.get("repeats") or 0)
+
+    @property
+    def duration_s(self) -> float | None:
+        """Measured seconds of a full-fidelity trial; None: the workload's own length."""
+        value = self.settings.get("duration_s")
+        return None if value is None else float(value)
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When the wall-clock budget (``--time-budget``) runs out; None: no time budget."""
+        budget = self.settings.get("time_budget_s")
+        started = self.settings.get("time_budget_from")
+        if budget is None or started is None:
+            return None
+        return _aware(datetime.fromisoformat(str(started))) + timedelta(seconds=float(budget))
 
 
 FINISHED = ("ok", "failed")
@@ -108,6 +129,13 @@ class Trial:
     proposed_at: datetime | None = None
     lease_expires_at: datetime | None = None
     attempts: int = 0
+    fidelity: float = 1.0  # share of the experiment's full duration this trial ran for
+    repeat: bool = False  # a deliberate re-measurement of a config already tried
+
+    @property
+    def full(self) -> bool:
+        """Ran the full duration: only such trials are comparable, and only they can be best."""
+        return self.fidelity >= 1.0 - 1e-9
 
     @property
     def ok(self) -> bool:
@@ -122,6 +150,8 @@ class Trial:
             "number": self.number,
             "status": self.status,
             "baseline": self.is_baseline,
+            "fidelity": self.fidelity,
+            "repeat": self.repeat,
             "objective": self.objective,
             "config": self.config,
             "metrics": self.metrics,
@@ -153,6 +183,8 @@ class Proposal:
     number: int
     config: dict[str, Any]
     is_baseline: bool = False
+    fidelity: float = 1.0  # share of the full duration the agent runs it for
+    repeat: bool = False  # a re-measurement, proposed to confirm the best
 
 
 def token_hash(token: str) -> str:
@@ -394,6 +426,8 @@ class Store:
                     attempts=trial.attempts,
                     config=trial.config,
                     is_baseline=trial.is_baseline,
+                    fidelity=trial.fidelity,
+                    repeat=trial.repeat,
                     status=trial.status,
                     status_history=[list(item) for item in trial.status_history],
                     objective=trial.objective,
@@ -428,9 +462,9 @@ class Store:
     def history(
         self, experiment: Experiment, after: int = 0, numbers: Sequence[int] = ()
     ) -> list[Trial]:
-        """Trials with only what an optimiser needs (config, status, objective): cheap to load.
+        """Trials with only what an optimiser needs (config, status, objective, fidelity).
 
-        Proposing happens on the lease path, so it must not drag metrics,
+        Cheap to load: proposing happens on the lease path, so it must not drag metrics,
         timings and logs of thousands of trials through the ORM each time.
         ``after`` and ``numbers`` fetch just the trials numbered above ``after``
         plus the listed ones, for callers that keep the rest.
@@ -441,6 +475,8 @@ class Store:
             TrialRow.status,
             TrialRow.objective,
             TrialRow.is_baseline,
+            TrialRow.fidelity,
+            TrialRow.repeat,
         )
         with self._session() as session:
             wanted = TrialRow.number > after
@@ -460,8 +496,10 @@ class Store:
                     started_at=None,
                     finished_at=None,
                     is_baseline=is_baseline,
+                    fidelity=fidelity,
+                    repeat=repeat,
                 )
-                for number, config, status, objective, is_baseline in rows
+                for number, config, status, objective, is_baseline, fidelity, repeat in rows
             ]
 
     def trial_counts(self, experiment: Experiment) -> dict[str, int]:
@@ -475,8 +513,14 @@ class Store:
             return {str(status): int(n) for status, n in rows}
 
     def update_experiment(
-        self, experiment: Experiment, *, status: str | None = None, budget: int | None = None
+        self,
+        experiment: Experiment,
+        *,
+        status: str | None = None,
+        budget: int | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> Experiment:
+        """Change the status, the budget, or settings (merged key by key into the recorded ones)."""
         with self._session() as session:
             # Lock the experiment row only: PostgreSQL refuses FOR UPDATE across the
             # outer joins that load its spec and workload.
@@ -484,9 +528,22 @@ class Store:
             assert row is not None
             if status is not None:
                 row.status = status
+            merged = dict(row.settings)
+            if settings is not None:
+                merged.update(settings)
             if budget is not None:
-                row.settings = {**row.settings, "budget": budget}
+                merged["budget"] = budget
+            if merged != row.settings:
+                row.settings = merged
             return _experiment(row)
+
+    def save_optimizer_state(self, experiment: Experiment, state: dict[str, Any] | None) -> None:
+        """Keep the optimiser's state_dict() with its experiment, for the next tuner to load."""
+        with self._session() as session:
+            row = session.get(ExperimentRow, experiment.id, with_for_update={"of": ExperimentRow})
+            if row is None:
+                raise StoreError(f"experiment {experiment.name!r} is gone")
+            row.optimizer_state = state
 
     def experiment_of_trial(self, trial_id: int) -> Experiment:
         with self._session() as session:
@@ -513,6 +570,8 @@ class Store:
         The (experiment, number) key makes concurrent proposers safe: exactly
         one batch per number wins, the other is dropped whole.
         """
+        for p in proposals:
+            _check_fidelity(p.number, p.fidelity)
         try:
             with self._session() as session:
                 for p in proposals:
@@ -522,6 +581,8 @@ class Store:
                             number=p.number,
                             config=p.config,
                             is_baseline=p.is_baseline,
+                            fidelity=p.fidelity,
+                            repeat=p.repeat,
                             status="pending",
                             status_history=[["pending", now().isoformat()]],
                             proposed_at=now(),
@@ -649,6 +710,13 @@ def _check_numbers(trial: Trial) -> None:
             raise StoreError(f"trial {trial.number}: metric {name!r} is {value!r}, not a number")
     if trial.objective is not None and not math.isfinite(trial.objective):
         raise StoreError(f"trial {trial.number}: objective is {trial.objective!r}")
+    _check_fidelity(trial.number, trial.fidelity)
+
+
+def _check_fidelity(number: int, fidelity: float) -> None:
+    """A share of the full duration: above 0, at most 1."""
+    if not (isinstance(fidelity, int | float) and 0 < fidelity <= 1):
+        raise StoreError(f"trial {number}: fidelity is {fidelity!r}, not in (0, 1]")
 
 
 def _experiment(row: ExperimentRow) -> Experiment:
@@ -671,6 +739,7 @@ def _experiment(row: ExperimentRow) -> Experiment:
         created_at=_aware(row.created_at),
         status=row.status,
         workload_files=dict(row.workload.files or {}),
+        optimizer_state=None if row.optimizer_state is None else dict(row.optimizer_state),
     )
 
 
@@ -703,4 +772,6 @@ def _trial(row: TrialRow) -> Trial:
         proposed_at=_maybe(row.proposed_at),
         lease_expires_at=_maybe(row.lease_expires_at),
         attempts=row.attempts or 0,
+        fidelity=float(row.fidelity),
+        repeat=bool(row.repeat),
     )

@@ -1,6 +1,19 @@
 """The tuner: proposes configs, leases trials, records results; shared by every front end."""
 
 from autotune.tuner._local import LocalClient
+from autotune.tuner._racing import plan_repeats
+from autotune.tuner._robust import (
+    MAX_CV,
+    MAX_RANGE,
+    ConfigRuns,
+    RobustBest,
+    bootstrap_ci,
+    bootstrap_ratio_ci,
+    config_runs,
+    describe,
+    robust_best,
+    unstable_line,
+)
 from autotune.tuner._scheduler import (
     DEFAULT_LEASE_S,
     Scheduler,
@@ -8,8 +21,11 @@ from autotune.tuner._scheduler import (
     experiment_space,
 )
 from autotune.tuner._session import (
+    DEFAULT_OPTIMIZER,
     KnobSelection,
     SessionOptions,
+    check_repeats,
+    default_repeats,
     open_experiment,
     select_knobs,
 )
@@ -19,21 +35,37 @@ from autotune.tuner._tuner import (
     best_trial,
     loss_of,
     summarize,
+    summary_of,
 )
 
 __all__ = [
     "DEFAULT_LEASE_S",
+    "DEFAULT_OPTIMIZER",
+    "MAX_CV",
+    "MAX_RANGE",
+    "ConfigRuns",
     "KnobSelection",
     "LocalClient",
+    "RobustBest",
     "Scheduler",
     "SessionOptions",
     "Summary",
     "TuningError",
     "best_trial",
+    "bootstrap_ci",
+    "bootstrap_ratio_ci",
+    "check_repeats",
+    "config_runs",
+    "default_repeats",
+    "describe",
     "experiment_info",
     "experiment_space",
     "loss_of",
     "open_experiment",
+    "plan_repeats",
+    "robust_best",
     "select_knobs",
     "summarize",
+    "summary_of",
+    "unstable_line",
 ]

@@ -5,21 +5,33 @@ per server process, or the in-process one of ``autotune tune``) can share a
 store. Proposals are keyed by (experiment, trial number), so two schedulers
 racing to propose produce one batch; leases use row locks (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL), so a trial is never leased twice.
+
+An experiment's budget runs in two phases: search trials come from the
+optimiser (``suggest``, at the fidelity it chooses), and the last
+``repeats`` trials re-measure the best configs found (``_racing``), so the
+reported best rests on repeated runs. A wall-clock budget stops proposals early.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from autotune.agent import ExperimentInfo, Lease, TrialOutcome
-from autotune.optimizers import Optimizer, make_optimizer
+from autotune.agent import ExperimentInfo, Lease, TrialOutcome, trial_duration_s
+from autotune.optimizers import Optimizer, Suggestion, make_optimizer
 from autotune.space import Space
 from autotune.spec import Machine, parse_spec
-from autotune.store import Experiment, Proposal, Store, Trial
+from autotune.store import Experiment, Proposal, Store, Trial, now
+from autotune.tuner._racing import plan_repeats
 from autotune.tuner._tuner import TuningError, loss_of
+
+log = logging.getLogger("autotune.tuner")
 
 DEFAULT_LEASE_S = 60.0
 
@@ -65,6 +77,8 @@ class _Cache:
     optimizer: Optimizer
     trials: dict[int, Trial] = field(default_factory=dict)
     told: set[int] = field(default_factory=set)
+    saved_state: dict[str, Any] | None = None  # what the store holds, to save only changes
+    from_state: bool = False  # built with the stored state loaded
 
 
 def _count(trials: list[Trial]) -> dict[str, int]:
@@ -101,41 +115,135 @@ class Scheduler:
             space = experiment_space(experiment)
             optimizer = make_optimizer(experiment.optimizer, space, experiment.seed)
             cached = _Cache(experiment.optimizer, optimizer)
+            state = experiment.optimizer_state
+            if state is not None:
+                # Before the history is told again: the state says how to read it.
+                try:
+                    optimizer.load_state(state)
+                except Exception as exc:  # a stale or foreign state is a cache miss, not an error
+                    log.warning(
+                        "experiment %s: optimiser state not loaded (%s); rebuilt from trials",
+                        experiment.name,
+                        exc,
+                    )
+                    optimizer = make_optimizer(experiment.optimizer, space, experiment.seed)
+                    cached = _Cache(experiment.optimizer, optimizer)
+                else:
+                    cached.saved_state = state
+                    cached.from_state = True
             self._cache[experiment.id] = cached
         open_numbers = [n for n, t in cached.trials.items() if not t.finished]
         last = max(cached.trials, default=0)
         for trial in self.store.history(experiment, after=last, numbers=open_numbers):
             cached.trials[trial.number] = trial
             if trial.finished and trial.number not in cached.told:
-                cached.optimizer.tell(trial.config, loss_of(trial, experiment.direction))
+                loss = loss_of(trial, experiment.direction)
+                cached.optimizer.tell(trial.config, loss, fidelity=trial.fidelity)
                 cached.told.add(trial.number)
         trials = [cached.trials[n] for n in sorted(cached.trials)]
         cached.optimizer.reseed(len(trials))
         return trials, cached.optimizer
 
     def propose(self, experiment: Experiment, room: int) -> list[Proposal]:
-        """Up to ``room`` new configs, distinct from every trial so far, in flight included.
+        """Up to ``room`` new trials: the baseline, then search, then repeats.
 
         The baseline (the spec's defaults) comes first, and again if it failed.
+        Search trials come from the optimiser, which sees every trial in flight
+        and picks each one's fidelity. The budget's last ``repeats`` trials
+        re-measure the best configs at full length (see ``_racing``). After
+        proposing, the optimiser's state is saved when it changed.
         """
         trials, optimizer = self._history(experiment)
-        space = optimizer.space
         room = min(room, self._room(experiment, _count(trials)))
-        if room <= 0:
-            return []
-        in_flight = [t.config for t in trials if not t.finished]
+        try:
+            proposals = self._plan(experiment, trials, optimizer, room) if room > 0 else []
+        except Exception as exc:
+            if not self._cache[experiment.id].from_state:
+                raise
+            # load_state took a state the optimiser then cannot use: it is only a cache,
+            # so drop it and rebuild from the trials, once.
+            log.warning(
+                "experiment %s: optimiser failed with its stored state (%s); rebuilt from trials",
+                experiment.name,
+                exc,
+            )
+            self.store.save_optimizer_state(experiment, None)
+            experiment = dataclasses.replace(experiment, optimizer_state=None)
+            del self._cache[experiment.id]
+            trials, optimizer = self._history(experiment)
+            proposals = self._plan(experiment, trials, optimizer, room)
+        self._save_state(experiment, optimizer)
+        return proposals
+
+    def _plan(
+        self, experiment: Experiment, trials: list[Trial], optimizer: Optimizer, room: int
+    ) -> list[Proposal]:
+        space = optimizer.space
+        in_flight = [Suggestion(t.config, t.fidelity, t.repeat) for t in trials if not t.finished]
         number = max((t.number for t in trials), default=0)
         proposals: list[Proposal] = []
         if not any(t.is_baseline and t.status != "failed" for t in trials):
             number += 1
             proposals.append(Proposal(number, space.default(), is_baseline=True))
-            in_flight.append(space.default())
-        wanted = room - len(proposals)
-        if wanted > 0:
-            for config in optimizer.ask(wanted, pending=in_flight):
+            in_flight.append(Suggestion(space.default()))
+        # Trials numbered past this many are repeats; failed trials use up the budget too.
+        search_until = experiment.budget - experiment.repeats
+        searching = max(0, min(room - len(proposals), search_until - len(trials) - len(proposals)))
+        if searching > 0:
+            for suggestion in optimizer.suggest(searching, pending=in_flight):
                 number += 1
-                proposals.append(Proposal(number, config))
+                proposals.append(
+                    Proposal(
+                        number,
+                        suggestion.config,
+                        fidelity=suggestion.fidelity,
+                        repeat=suggestion.repeat,
+                    )
+                )
+        racing = room - len(proposals)
+        if racing > 0:
+            planned = [
+                Trial(
+                    number=p.number,
+                    config=p.config,
+                    status="pending",
+                    objective=None,
+                    started_at=None,
+                    finished_at=None,
+                    is_baseline=p.is_baseline,
+                    fidelity=p.fidelity,
+                    repeat=p.repeat,
+                )
+                for p in proposals
+            ]
+            for pick in plan_repeats([*trials, *planned], experiment.direction, racing):
+                number += 1
+                proposals.append(
+                    Proposal(number, dict(pick.config), is_baseline=pick.is_baseline, repeat=True)
+                )
+        left = room - len(proposals)
+        if left > 0:  # nothing to race yet (no trial has succeeded): keep searching
+            pending = [*in_flight, *(Suggestion(p.config, p.fidelity) for p in proposals)]
+            for suggestion in optimizer.suggest(left, pending=pending):
+                number += 1
+                proposals.append(Proposal(number, suggestion.config, fidelity=suggestion.fidelity))
         return proposals
+
+    def _save_state(self, experiment: Experiment, optimizer: Optimizer) -> None:
+        """Keep the optimiser's state in the store when it changed, for the next scheduler."""
+        cached = self._cache.get(experiment.id)
+        try:
+            # Round-tripped so that what we compare is what the store gives back.
+            state = json.loads(json.dumps(optimizer.state_dict()))
+        except (TypeError, ValueError) as exc:
+            log.warning("experiment %s: optimiser state is not JSON (%s)", experiment.name, exc)
+            return
+        if cached is None or state == cached.saved_state:
+            return
+        if not state and cached.saved_state is None:
+            return  # nothing to keep, and nothing kept
+        self.store.save_optimizer_state(experiment, state)
+        cached.saved_state = state
 
     def lease(self, agent: str, experiment: str | None = None) -> Lease | None:
         """The next trial for ``agent`` (from one experiment, if named), or None."""
@@ -143,7 +251,7 @@ class Scheduler:
             if experiment is not None and exp.name != experiment:
                 continue
             counts = self.store.trial_counts(exp)
-            if counts.get("ok", 0) + counts.get("failed", 0) >= exp.budget:
+            if self._spent(exp, counts):
                 self.store.update_experiment(exp, status="done")
                 continue
             if self._room(exp, counts) > 0:
@@ -165,15 +273,34 @@ class Scheduler:
                     is_baseline=trial.is_baseline,
                     lease_s=self._lease_s(exp),
                     experiment=experiment_info(exp),
+                    fidelity=trial.fidelity,
+                    repeat=trial.repeat,
+                    duration_s=trial_duration_s(exp.duration_s, trial.fidelity),
                 )
         return None
 
     @staticmethod
-    def _room(experiment: Experiment, counts: dict[str, int]) -> int:
-        """How many new trials may be proposed: parallelism and budget both bound it."""
+    def _out_of_time(experiment: Experiment) -> bool:
+        deadline = experiment.deadline
+        return deadline is not None and now() >= deadline
+
+    @classmethod
+    def _room(cls, experiment: Experiment, counts: dict[str, int]) -> int:
+        """How many new trials may be proposed: parallelism, budget and time all bound it."""
+        if cls._out_of_time(experiment):
+            return 0
         total = sum(counts.values())
         active = counts.get("pending", 0) + counts.get("leased", 0)
         return min(experiment.parallelism - active, experiment.budget - total)
+
+    @classmethod
+    def _spent(cls, experiment: Experiment, counts: dict[str, int]) -> bool:
+        """Done: every budgeted trial finished, or time is up and none is left in flight."""
+        finished = counts.get("ok", 0) + counts.get("failed", 0)
+        if finished >= experiment.budget:
+            return True
+        active = counts.get("pending", 0) + counts.get("leased", 0)
+        return active == 0 and cls._out_of_time(experiment)
 
     def heartbeat(self, agent: str, trial_id: int, lease_id: str) -> datetime:
         experiment = self.store.experiment_of_trial(trial_id)
@@ -207,8 +334,7 @@ class Scheduler:
             log_excerpt=outcome.log_excerpt,
         )
         stored = self.store.finish(trial_id, lease_id, agent, result)
-        counts = self.store.trial_counts(experiment)
-        if counts.get("ok", 0) + counts.get("failed", 0) >= experiment.budget:
+        if self._spent(experiment, self.store.trial_counts(experiment)):
             self.store.update_experiment(experiment, status="done")
         return stored
 

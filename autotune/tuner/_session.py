@@ -5,10 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from autotune.optimizers import OPTIMIZERS
 from autotune.spec import Spec
-from autotune.store import Experiment, Store
+from autotune.store import Experiment, Store, now
 from autotune.tuner._tuner import TuningError
 from autotune.workloads import WorkloadDef
+
+# One place for the default, so it becomes "auto" the day that optimiser is registered.
+DEFAULT_OPTIMIZER = "auto" if "auto" in OPTIMIZERS else "gp"
+
+
+def default_repeats(budget: int) -> int:
+    """Re-measurements when none are asked for: a fifth of the budget, at most 10, and
+    none below 10 trials (too few to spare any from the search)."""
+    return min(10, budget // 5) if budget >= 10 else 0
+
+
+def check_repeats(budget: int, repeats: int) -> None:
+    """Repeats are the budget's last trials: the baseline and one searched config come first."""
+    if repeats < 0:
+        raise TuningError(f"--repeats must be 0 or more, not {repeats}")
+    if repeats and repeats > budget - 2:
+        raise TuningError(
+            f"--repeats {repeats} leaves no trial to search in a budget of {budget}; "
+            f"give at most {max(0, budget - 2)} or raise --trials"
+        )
 
 
 @dataclass
@@ -81,6 +102,15 @@ class SessionOptions:
     budget: int = 10
     parallelism: int = 1
     lease_s: float | None = None
+    repeats: int | None = None  # None: default_repeats(budget)
+    time_budget_s: float | None = None  # wall seconds before no new trial is proposed
+    # Start the time budget's clock now. A service resume that only follows an
+    # experiment (time budget left out, so taken from the record) keeps the old clock.
+    restart_clock: bool = True
+
+    @property
+    def resolved_repeats(self) -> int:
+        return default_repeats(self.budget) if self.repeats is None else self.repeats
 
     def settings(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -91,10 +121,24 @@ class SessionOptions:
             "machine": self.machine,
             "budget": self.budget,
             "parallelism": self.parallelism,
+            "repeats": self.resolved_repeats,
+            "time_budget_s": self.time_budget_s,
         }
         if self.lease_s is not None:
             out["lease_s"] = self.lease_s
         return out
+
+    def run_settings(self, recorded: dict[str, Any] | None) -> dict[str, Any]:
+        """What a (re)opened experiment runs with: repeats and the time budget's clock."""
+        clock = None
+        if self.time_budget_s is not None:
+            kept = None if recorded is None or self.restart_clock else recorded
+            clock = (kept or {}).get("time_budget_from") or now().isoformat()
+        return {
+            "repeats": self.resolved_repeats,
+            "time_budget_s": self.time_budget_s,
+            "time_budget_from": clock,
+        }
 
 
 def open_experiment(
@@ -104,6 +148,7 @@ def open_experiment(
 
     Returns (experiment, resumed).
     """
+    check_repeats(options.budget, options.resolved_repeats)
     existing = store.experiment(options.name)
     if existing is None:
         experiment = store.create_experiment(
@@ -120,7 +165,7 @@ def open_experiment(
             direction=workload.direction,
             optimizer=options.optimizer,
             seed=options.seed,
-            settings=options.settings(),
+            settings={**options.settings(), **options.run_settings(None)},
             workload_files=workload.files,
         )
         return experiment, False
@@ -146,4 +191,11 @@ def open_experiment(
             + ". Start a new one with --experiment NEW_NAME."
         )
     # The budget may grow on a resume; the experiment runs again until it is spent.
-    return store.update_experiment(existing, status="running", budget=options.budget), True
+    # Repeats and the time budget are how it runs, not what it is: they may change too.
+    updated = store.update_experiment(
+        existing,
+        status="running",
+        budget=options.budget,
+        settings=options.run_settings(existing.settings),
+    )
+    return updated, True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autotune.store import Experiment, Store, Trial
+from autotune.tuner._robust import RobustBest, robust_best
 
 
 class TuningError(RuntimeError):
@@ -24,12 +25,15 @@ class Summary:
     objective_metric: str
     direction: str
     baseline: Trial | None
-    best: Trial | None
+    best: Trial | None  # the trial that found the best config (robust.best has all its runs)
     trials: int
     failed: int
     measure_s: float  # seconds spent measuring, over all trials
     trial_s: float  # wall seconds of all trials, apply to collect
     store_url: str
+    robust: RobustBest | None = None  # the noise-aware best; None when nothing succeeded
+    repeats: int = 0  # finished re-measurements among ``trials``
+    short: int = 0  # finished low-fidelity trials among ``trials``
 
     @property
     def measure_share(self) -> float | None:
@@ -38,6 +42,9 @@ class Summary:
 
     @property
     def improvement_pct(self) -> float | None:
+        """The best's change from the baseline, positive when better: medians when repeated."""
+        if self.robust is not None:
+            return self.robust.improvement_pct
         if self.baseline is None or self.best is None:
             return None
         base, best = self.baseline.objective, self.best.objective
@@ -48,7 +55,8 @@ class Summary:
 
 
 def best_trial(trials: list[Trial], direction: str) -> Trial | None:
-    ok = [t for t in trials if t.ok and t.objective is not None]
+    """The best single full-length run; short (low-fidelity) runs are not comparable."""
+    ok = [t for t in trials if t.ok and t.full and t.objective is not None]
     if not ok:
         return None
     pick = max if direction == "maximize" else min
@@ -56,19 +64,36 @@ def best_trial(trials: list[Trial], direction: str) -> Trial | None:
 
 
 def summarize(store: Store, experiment: Experiment) -> Summary:
-    trials = store.trials(experiment, finished_only=True)
-    baseline = next((t for t in trials if t.is_baseline and t.ok), None)
+    return summary_of(
+        experiment.name,
+        experiment.objective_metric,
+        experiment.direction,
+        store.trials(experiment, finished_only=True),
+        store.safe_url,
+    )
+
+
+def summary_of(
+    name: str, metric: str, direction: str, trials: list[Trial], store_url: str
+) -> Summary:
+    """The summary of finished ``trials``, wherever they came from (store or service)."""
+    trials = [t for t in trials if t.finished]
+    baseline = next((t for t in trials if t.is_baseline and t.ok and t.full), None)
     total = sum(t.timings.get("total_s", 0.0) for t in trials)
     measured = sum(t.timings.get("measure_s", 0.0) for t in trials)
+    robust = robust_best(trials, direction)
     return Summary(
-        experiment=experiment.name,
-        objective_metric=experiment.objective_metric,
-        direction=experiment.direction,
+        experiment=name,
+        objective_metric=metric,
+        direction=direction,
         baseline=baseline,
-        best=best_trial(trials, experiment.direction),
+        best=None if robust is None else robust.trial,
         trials=len(trials),
         failed=sum(1 for t in trials if not t.ok),
         measure_s=measured,
         trial_s=total,
-        store_url=store.safe_url,
+        store_url=store_url,
+        robust=robust,
+        repeats=sum(1 for t in trials if t.repeat),
+        short=sum(1 for t in trials if not t.full),
     )

@@ -101,7 +101,10 @@ def test_four_agents_run_sixteen_trials_once_each(service: Service) -> None:
     assert sorted(t["number"] for t in trials) == list(range(1, 17))
     assert all(t["status"] in ("ok", "failed") for t in trials)
     assert sum(t["status"] == "ok" for t in trials) >= 14
-    assert len({str(sorted(t["config"].items())) for t in trials}) == 16  # batches distinct
+    # Batches are distinct; the last three trials (the default for 16) re-measure the best.
+    searched = [t for t in trials if not t["repeat"]]
+    assert len({str(sorted(t["config"].items())) for t in searched}) == 13
+    assert sorted(t["number"] for t in trials if t["repeat"]) == [14, 15, 16]
     assert {t["agent"] for t in trials} <= {"a1", "a2", "a3", "a4"}
     assert len({t["agent"] for t in trials}) >= 3
     assert all(t["attempts"] == 1 for t in trials)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from autotune.store import Store, StoreError, Trial, now
+from autotune.store import Proposal, Store, StoreError, Trial, now
 from autotune.systems.postgres import Sandbox
 from tests.conftest import DATA
 from tests.integration.pgutil import run_cli
@@ -51,9 +52,23 @@ def test_store_round_trip_on_postgres(sandbox: Sandbox) -> None:
     with pytest.raises(StoreError):
         store.add_trial(experiment, trial)
     assert store.trials(experiment) == [trial]
+    # v0.3.0's columns: fidelity and repeat on trials, the optimiser's state on experiments.
+    short = dataclasses.replace(trial, number=2, is_baseline=False, fidelity=0.25)
+    again = dataclasses.replace(trial, number=3, repeat=True)
+    store.add_trial(experiment, short)
+    store.add_trial(experiment, again)
+    store.add_proposals(experiment, [Proposal(4, {"work_mem": 8192}, fidelity=0.5, repeat=True)])
+    assert [(t.fidelity, t.repeat) for t in store.history(experiment)] == [
+        (1.0, False), (0.25, False), (1.0, True), (0.5, True),
+    ]  # fmt: skip
+    store.save_optimizer_state(experiment, {"rungs": [0.25, 1.0], "arm": "gp"})
+    assert store.require_experiment("pg-store").optimizer_state == {
+        "rungs": [0.25, 1.0],
+        "arm": "gp",
+    }
     store.close()
     # Re-opening an up-to-date store is a no-op.
-    assert Store(store_url(sandbox)).trials(experiment) == [trial]
+    assert Store(store_url(sandbox)).trials(experiment)[:3] == [trial, short, again]
 
 
 def test_tune_with_a_postgres_store(workdir: Path, sandbox: Sandbox) -> None:

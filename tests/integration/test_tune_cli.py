@@ -57,10 +57,11 @@ def test_tune_records_trials_prints_best_and_resumes(workdir: Path) -> None:
     assert len({json.dumps(t["config"], sort_keys=True) for t in trials}) == 4
 
     conf = run_cli(workdir, "best", "smoke", "--format", "conf").stdout.strip().splitlines()
-    assert len(conf) == 4
-    assert all(re.match(r"^[a-z_]+ = \S+$", line) for line in conf), conf
+    assert len(conf) == 5
+    assert conf[0].startswith("# smoke best: trial ") and "single run, not confirmed" in conf[0]
+    assert all(re.match(r"^[a-z_]+ = \S+$", line) for line in conf[1:]), conf
     sql = run_cli(workdir, "best", "smoke", "--format", "sql").stdout
-    assert sql.count("ALTER SYSTEM SET") == 4
+    assert sql.count("ALTER SYSTEM SET") == 4 and sql.startswith("-- smoke best: trial ")
     best = json.loads(run_cli(workdir, "best", "smoke", "--format", "json").stdout)
     ok = [t for t in trials if t["status"] == "ok"]
     top = max(ok, key=lambda t: t["objective"])  # type: ignore[arg-type, return-value]
@@ -91,6 +92,41 @@ def test_tune_records_trials_prints_best_and_resumes(workdir: Path) -> None:
     assert "cannot resume experiment 'smoke'" in result.stderr
     assert "workload" in result.stderr
     assert len(trials_json(workdir, "smoke")) == 5
+
+
+def test_tune_races_the_best_with_repeats(workdir: Path) -> None:
+    """The budget's last trials re-measure the baseline and the best; the summary says how sure."""
+    result = run_cli(
+        workdir, "tune", "--system", "postgres", "--workload", TINY_TPCB, "--trials", "5",
+        "--repeats", "2", "--duration", "1", "--optimizer", "random", "--experiment", "raced",
+        "--knobs", "work_mem,random_page_cost",
+    )  # fmt: skip
+    assert "the last 2 re-measuring the best" in result.stdout
+    trials = trials_json(workdir, "raced")
+    assert [t["repeat"] for t in trials] == [False, False, False, True, True]
+    assert all(t["fidelity"] == 1.0 for t in trials)
+    assert trials[3]["baseline"] is True and trials[3]["config"] == trials[0]["config"]
+    searched = [t for t in trials[1:3] if t["status"] == "ok"]
+    assert searched, "both searched trials failed"
+    top = max(searched, key=lambda t: t["objective"])  # type: ignore[arg-type, return-value]
+    assert trials[4]["config"] == top["config"]  # then the best searched config
+    assert re.search(r"^trial +4  ok  tps=\S+ \(repeat\)", result.stdout, re.M), result.stdout
+    best_line = re.search(
+        r"^best +(trial (\d+) \(2 runs\), median \S+ tps.*)$", result.stdout, re.M
+    )
+    assert best_line, result.stdout
+    best = json.loads(run_cli(workdir, "best", "raced", "--format", "json").stdout)
+    assert best["summary"] == best_line[1]
+    assert best["runs"] == 2 and best["confirmed"] is True and best["trial"] == int(best_line[2])
+    if best["trial"] == 1:  # on this workload the knobs barely matter: the baseline may win
+        assert best_line[1].endswith("the baseline; no config beat it")
+        assert best["ratio_ci"] is None and best["significant"] is False
+    else:
+        assert best["trial"] == top["number"]
+        ci = r"× baseline \(95% CI [\d.]+–[\d.]+\), (not )?significant"
+        assert re.search(ci, best_line[1]), best_line[1]
+        assert len(best["ratio_ci"]) == 2 and isinstance(best["significant"], bool)
+    assert "trials        5 done" in result.stdout and "2 repeats" in result.stdout
 
 
 def test_pgbench_select_workload(workdir: Path) -> None:

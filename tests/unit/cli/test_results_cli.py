@@ -84,6 +84,7 @@ def test_trials_csv(filled: Experiment, store_url: str) -> None:
     assert rows[0]["latency_p95_ms"] == "9.5"
     assert rows[2]["status"] == "failed"
     assert rows[2]["error"] == "boom"
+    assert (rows[0]["fidelity"], rows[0]["repeat"]) == ("1.0", "False")
 
 
 def test_trials_json(filled: Experiment, store_url: str) -> None:
@@ -99,6 +100,7 @@ def test_trials_table(filled: Experiment, store_url: str) -> None:
     result = invoke("trials", "bench", store_url=store_url)
     assert result.exit_code == 0, result.output
     assert "1 (baseline)" in result.stdout
+    assert "┃ run " in result.stdout  # the column for repeats and short runs
     assert "mem=64MB mode=b jit=off" in result.stdout
     assert "failed" in result.stdout
 
@@ -115,6 +117,7 @@ def test_best_sql(filled: Experiment, store_url: str) -> None:
     result = invoke("best", "bench", "--format", "sql", store_url=store_url)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
+        "-- bench best: trial 2 (single run, not confirmed), value 150 tps, 1.5× baseline",
         """ALTER SYSTEM SET "mem" = '64MB';""",
         """ALTER SYSTEM SET "mode" = 'b';""",
         """ALTER SYSTEM SET "jit" = 'off';""",
@@ -125,13 +128,65 @@ def test_best_sql(filled: Experiment, store_url: str) -> None:
 def test_best_conf_and_json(filled: Experiment, store_url: str) -> None:
     conf = invoke("best", "bench", store_url=store_url)
     assert conf.exit_code == 0, conf.output
-    assert conf.stdout.splitlines() == ["mem = '64MB'", "mode = 'b'", "jit = 'off'"]
+    assert conf.stdout.splitlines() == [
+        "# bench best: trial 2 (single run, not confirmed), value 150 tps, 1.5× baseline",
+        "mem = '64MB'",
+        "mode = 'b'",
+        "jit = 'off'",
+    ]
     out = invoke("best", "bench", "--format", "json", store_url=store_url)
     data = json.loads(out.stdout)
     assert data["trial"] == 2
     assert data["objective"] == {"tps": 150.0}
     assert data["baseline"] == 100.0
     assert data["config"] == {"mem": "64MB", "mode": "b", "jit": "off"}
+    assert (data["runs"], data["confirmed"], data["significant"]) == (1, False, False)
+    assert data["ratio"] == 1.5 and data["ratio_ci"] is None
+
+
+def test_best_is_the_robust_one_with_its_ci(
+    store: Store,
+    store_url: str,
+    make_experiment: Callable[..., Experiment],
+    make_trial: Callable[..., Trial],
+) -> None:
+    """A single lucky run loses to a config confirmed by repeats; the header says how sure."""
+    exp = make_experiment("raced", settings={"knobs": ["mem"], "duration_s": 1.0})
+    runs = [  # (config's mem, tps, repeat)
+        (4096, 100.0, False),
+        (8192, 160.0, False),  # lucky once, never confirmed
+        (16384, 120.0, False),
+        (4096, 102.0, True),
+        (16384, 118.0, True),
+        (4096, 98.0, True),
+        (16384, 122.0, True),
+        (8192, 600.0, False),  # a short run: never the best
+    ]
+    for number, (mem, value, repeat) in enumerate(runs, start=1):
+        store.add_trial(
+            exp,
+            make_trial(
+                number,
+                value,
+                config={"mem": mem},
+                baseline=mem == 4096,
+                repeat=repeat,
+                fidelity=0.25 if value == 600.0 else 1.0,
+            ),
+        )
+    conf = invoke("best", "raced", store_url=store_url)
+    assert conf.exit_code == 0, conf.output
+    head, *lines = conf.stdout.splitlines()
+    assert head.startswith("# raced best: trial 3 (3 runs), median 120 tps, 1.2× baseline (95% CI ")
+    assert head.endswith("), significant")
+    assert lines == ["mem = '16MB'"]
+    data = json.loads(invoke("best", "raced", "--format", "json", store_url=store_url).stdout)
+    assert (data["trial"], data["runs"], data["trials"]) == (3, 3, [3, 5, 7])
+    assert data["objective"] == {"tps": 120.0} and data["baseline"] == 100.0
+    assert data["ratio"] == pytest.approx(1.2) and data["significant"] is True
+    assert 1.0 < data["ratio_ci"][0] <= 1.2 <= data["ratio_ci"][1]
+    assert data["summary"].startswith("trial 3 (3 runs)")
+    assert data["config"] == {"mem": "16MB"}
 
 
 def test_best_minimize_picks_the_lowest(
@@ -143,8 +198,10 @@ def test_best_minimize_picks_the_lowest(
     exp = make_experiment("lat", "minimize")
     for number, value, mem in [(1, 10.0, 4096), (2, 4.0, 1024), (3, 8.0, 2048)]:
         store.add_trial(exp, make_trial(number, value, config={"mem": mem}, baseline=number == 1))
+    for number, value, mem in [(4, 4.2, 1024), (5, 8.1, 2048)]:  # repeats of 2 and 3
+        store.add_trial(exp, make_trial(number, value, config={"mem": mem}, repeat=True))
     data = json.loads(invoke("best", "lat", "--format", "json", store_url=store_url).stdout)
-    assert data["trial"] == 2
+    assert data["trial"] == 2 and data["median"] == pytest.approx(4.1)
     assert data["config"] == {"mem": "1MB"}
 
 

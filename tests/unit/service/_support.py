@@ -134,13 +134,20 @@ class FakeAgent:
         self.setup_s = 0.0
         self.trials = 0
         self.stopped = False
+        self.durations: list[float | None] = []  # what each trial was asked to measure
         FakeAgent.instances.append(self)
 
     def start(self, phase: Callable[[str], None] = lambda _: None) -> None:
         phase("starting system")
 
-    def run_trial(self, config: Config, phase: Callable[[str], None] = lambda _: None) -> Any:
+    def run_trial(
+        self,
+        config: Config,
+        phase: Callable[[str], None] = lambda _: None,
+        duration_s: float | None = None,
+    ) -> Any:
         self.trials += 1
+        self.durations.append(duration_s)
         phase("measure")
         if FakeAgent.interrupt_on is not None and self.trials == FakeAgent.interrupt_on:
             raise KeyboardInterrupt

@@ -274,6 +274,62 @@ def test_trials_and_best_follow_the_reports(service: Service) -> None:
     assert best["best"]["number"] == 2
     assert best["improvement_pct"] == pytest.approx(50.0)
     assert (best["trials"], best["failed"], best["budget"]) == (2, 0, 8)
+    robust = best["robust"]
+    assert (robust["trial"], robust["runs"], robust["confirmed"]) == (2, 1, False)
+    assert robust["ratio"] == pytest.approx(1.5) and robust["ratio_ci"] is None
+    assert robust["significant"] is False
+
+
+def test_best_is_the_median_over_repeats_with_a_ci(service: Service) -> None:
+    service.create(parallelism=1, budget=6, repeats=3)
+    # Trials 1-3 search; 4-6 repeat the baseline, then trial 2's and trial 3's configs.
+    values = iter([100.0, 130.0, 120.0, 101.0, 121.0, 119.0])
+    while (lease := service.lease()) is not None:
+        response = service.client.post(
+            f"/api/trials/{lease['trial_id']}/report",
+            json={"lease_id": lease["lease_id"], "outcome": ok_outcome(next(values))},
+            headers=service.agent(),
+        )
+        assert response.status_code == 200, response.text
+    trials = service.trials()
+    assert [t["repeat"] for t in trials] == [False, False, False, True, True, True]
+    best = service.client.get("/api/experiments/exp/best", headers=service.admin).json()
+    robust = best["robust"]
+    assert robust["trial"] == 2 and robust["runs"] == 2 and robust["confirmed"] is True
+    assert robust["trials"] == [2, 5] and robust["median"] == pytest.approx(125.5)
+    assert robust["baseline_median"] == pytest.approx(100.5)
+    assert robust["ratio"] == pytest.approx(125.5 / 100.5)
+    assert len(robust["ratio_ci"]) == 2 and robust["significant"] is True
+    assert best["best"]["number"] == 2
+    assert best["improvement_pct"] == pytest.approx((125.5 - 100.5) / 100.5 * 100)
+
+
+def test_repeats_and_time_budget_are_recorded_and_kept_on_a_follow(service: Service) -> None:
+    exp = service.create(budget=20, time_budget_s=600.0)
+    assert exp["repeats"] == 4  # default: a fifth of 20
+    assert exp["time_budget_s"] == 600.0 and exp["deadline"] is not None
+    stored = service.store.require_experiment("exp").settings
+    again = service.client.post(
+        "/api/experiments", json=experiment_body(budget=20), headers=service.admin
+    )
+    assert again.status_code == 200, again.text
+    out = again.json()["experiment"]
+    assert out["repeats"] == 4 and out["time_budget_s"] == 600.0
+    assert out["deadline"] == exp["deadline"]  # following it again does not restart the clock
+    assert service.store.require_experiment("exp").settings == stored
+    changed = service.client.post(
+        "/api/experiments", json=experiment_body(budget=20, repeats=2), headers=service.admin
+    )
+    assert changed.status_code == 200 and changed.json()["experiment"]["repeats"] == 2
+
+
+def test_repeats_that_leave_nothing_to_search_are_refused(service: Service) -> None:
+    response = service.client.post(
+        "/api/experiments", json=experiment_body(budget=5, repeats=4), headers=service.admin
+    )
+    assert response.status_code == 422
+    assert "repeats 4 leaves no trial to search" in response.json()["detail"]
+    assert service.store.experiment("exp") is None
 
 
 def test_agents_endpoint_returns_a_token_once_and_stores_its_hash(service: Service) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from autotune.agent import Lease
+from autotune.store import Proposal
 from tests.unit.service._support import MakeService, Service, ok_outcome
 
 
@@ -269,3 +271,93 @@ def test_the_budget_ends_the_experiment(service: Service) -> None:
     assert exp["status"] == "done"
     assert (exp["trials"], exp["finished"]) == (3, 3)
     assert len({tuple(sorted(t["config"].items())) for t in service.trials()}) == 3
+
+
+# -- fidelity, repeats and older agents -------------------------------------------------------
+
+# What a v0.2 server sent, and all a v0.2 agent's Lease(**body) accepts.
+V02_LEASE_KEYS = {
+    "trial_id",
+    "lease_id",
+    "number",
+    "config",
+    "is_baseline",
+    "lease_s",
+    "experiment",
+}
+
+
+def test_a_full_length_first_run_is_leased_exactly_as_v02_did(service: Service) -> None:
+    """A v0.2 agent builds Lease(**body): any new key would break it."""
+    service.create(duration_s=3.0)
+    lease = service.lease()
+    assert lease is not None
+    assert set(lease) == V02_LEASE_KEYS
+    assert lease["experiment"]["duration_s"] == 3.0
+    assert Lease.from_json(lease).duration_s == 3.0  # and this agent reads the length from it
+    assert Lease.from_json(lease).fidelity == 1.0
+
+
+def test_short_runs_and_repeats_carry_their_fidelity_and_length(service: Service) -> None:
+    service.create(duration_s=6.0, parallelism=1)
+    store = service.store
+    exp = store.require_experiment("exp")
+    default = {"shared_buffers": 16384, "work_mem": 4096}
+    assert store.add_proposals(
+        exp,
+        [
+            Proposal(1, default, is_baseline=True, fidelity=0.5),
+            Proposal(2, {"shared_buffers": 16384, "work_mem": 8192}, fidelity=0.1),
+            Proposal(3, default, is_baseline=True, repeat=True),
+        ],
+    )
+    leases = []
+    for _ in range(3):
+        lease = service.lease()
+        assert lease is not None
+        leases.append(lease)
+        assert _report(service, lease).status_code == 200
+    assert (leases[0]["fidelity"], leases[0]["duration_s"]) == (0.5, 3.0)
+    assert (leases[1]["fidelity"], leases[1]["duration_s"]) == (0.1, 1.0)  # 0.6 s, floored
+    assert "repeat" not in leases[0]
+    assert leases[2]["repeat"] is True and set(leases[2]) == V02_LEASE_KEYS | {"repeat"}
+    assert Lease.from_json(leases[2]).duration_s == 6.0
+    trials = service.trials()
+    assert [(t["fidelity"], t["repeat"]) for t in trials] == [
+        (0.5, False),
+        (0.1, False),
+        (1.0, True),
+    ]
+
+
+def test_a_lease_from_another_version_is_read_with_defaults() -> None:
+    body: dict[str, Any] = {
+        "trial_id": 1, "lease_id": "0" * 32, "number": 1, "config": {}, "is_baseline": False,
+        "lease_s": 60.0, "from_the_future": 1,
+        "experiment": {
+            "name": "e", "system": "postgres", "spec_content": "", "spec_path": "",
+            "spec_hash": "", "workload_name": "w", "workload_content": "", "workload_path": "",
+            "workload_hash": "", "objective_metric": "tps", "direction": "maximize",
+            "duration_s": 9.0, "knobs": [], "machine": None, "workload_files": {}, "new": True,
+        },
+    }  # fmt: skip
+    lease = Lease.from_json(body)
+    assert (lease.fidelity, lease.repeat, lease.duration_s) == (1.0, False, 9.0)
+    short = Lease.from_json({**body, "fidelity": 0.25})
+    assert short.duration_s == 2.25 and short.label == "trial 1 (fidelity 0.25, 2.25s)"
+
+
+def test_the_time_budget_stops_leases(service: Service) -> None:
+    service.create(parallelism=1, time_budget_s=600.0)
+    lease = service.lease()
+    assert lease is not None
+    exp = service.store.require_experiment("exp")
+    started = datetime.fromisoformat(exp.settings["time_budget_from"])
+    earlier = (started - timedelta(seconds=601)).isoformat()
+    service.store.update_experiment(exp, settings={"time_budget_from": earlier})  # time is up
+    assert _report(service, lease).status_code == 200
+    assert service.lease() is None
+    out = service.client.get("/api/experiments/exp", headers=service.admin).json()
+    assert out["status"] == "done" and out["finished"] == 1
+    assert out["time_budget_s"] == 600.0
+    assert datetime.fromisoformat(out["deadline"]) < datetime.now(UTC)

@@ -206,7 +206,10 @@ def test_tune_server_submits_and_follows_while_agents_run_it(served: tuple[str, 
     for t in threads:
         t.start()
     try:
-        result = _tune(url, "--parallel", "2", "--optimizer", "random", "--knobs", "work_mem")
+        result = _tune(
+            url, "--parallel", "2", "--optimizer", "random", "--knobs", "work_mem",
+            "--repeats", "2", "--time-budget", "600",
+        )  # fmt: skip
     finally:
         for r in runners:
             r.stopping.set()
@@ -217,11 +220,15 @@ def test_tune_server_submits_and_follows_while_agents_run_it(served: tuple[str, 
     assert "1 knobs, optimizer random, 6 trials, up to 2 at a time" in result.output
     assert len(re.findall(r"^trial +\d+  ok  tps=", result.output, re.M)) == 6
     assert "(baseline)" in result.output
+    repeated_baseline = r"^trial +\d+  ok  tps=\S+ \(baseline\) \(repeat\)"
+    assert len(re.findall(repeated_baseline, result.output, re.M)) == 1
     assert "summary: remote" in result.output
-    assert "trials        6 done, 0 failed" in result.output
+    assert re.search(r"^best +trial \d+ \(2 runs\), median \S+ tps, ", result.output, re.M)
+    assert "trials        6 done, 0 failed, 2 repeats" in result.output
     assert "work_mem = " in result.output  # the best config, rendered with the local spec
     exp = AdminClient(url, ADMIN).experiment("remote")
     assert exp is not None and exp.status == "done" and exp.parallelism == 2
+    assert exp.repeats == 2 and exp.time_budget_s == 600.0
     assert store.require_experiment("remote").settings["target"] == "remote agents"
     # Again with more trials: it resumes, keeping what it recorded.
     follow = _tune(url, "--trials", "6")

@@ -15,8 +15,14 @@ import pytest
 from autotune.agent import AgentRunner, LeaseLost, TrialOutcome
 from autotune.service import AdminClient, HttpClient, ServiceError, create_app
 from autotune.service._client import outcome_json
-from autotune.store import Store
-from tests.unit.service._support import ADMIN, experiment_body, live_server, ok_trial_outcome
+from autotune.store import Proposal, Store
+from tests.unit.service._support import (
+    ADMIN,
+    FakeAgent,
+    experiment_body,
+    live_server,
+    ok_trial_outcome,
+)
 
 
 @pytest.fixture
@@ -234,3 +240,28 @@ def test_concurrent_leases_never_share_a_trial(served: tuple[str, Store]) -> Non
     assert sorted(t.agent or "" for t in trials if t.status == "leased") == sorted(
         f"a{i}" for i in range(16)
     )
+
+
+@pytest.mark.usefixtures("fake_agents")
+def test_the_agent_loop_runs_each_trial_for_its_leased_length(served: tuple[str, Store]) -> None:
+    url, store = served
+    AdminClient(url, ADMIN).create_experiment(experiment_body(budget=3, duration_s=4.0))
+    exp = store.require_experiment("exp")
+    default = {"shared_buffers": 16384, "work_mem": 4096}
+    store.add_proposals(
+        exp,
+        [
+            Proposal(1, default, is_baseline=True),
+            Proposal(2, {**default, "work_mem": 8192}, fidelity=0.5),
+            Proposal(3, default, is_baseline=True, repeat=True),
+        ],
+    )
+    runner = AgentRunner(HttpClient(url, store.add_agent("a")), lambda spec: object())
+    runner.run(until_idle=True)
+    (agent,) = FakeAgent.instances
+    assert agent.durations == [4.0, 2.0, 4.0]
+    assert [(t.fidelity, t.repeat, t.status) for t in store.trials(exp)] == [
+        (1.0, False, "ok"),
+        (0.5, False, "ok"),
+        (1.0, True, "ok"),
+    ]

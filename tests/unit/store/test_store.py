@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
 from autotune.cli import app
-from autotune.store import Experiment, Store, StoreError, Trial, default_url
+from autotune.store import Experiment, Proposal, Store, StoreError, Trial, default_url
 from autotune.store import _store as store_module
 from autotune.store._store import _alembic_config
 
@@ -215,6 +215,72 @@ def test_trial_json(make_trial: MakeTrial) -> None:
     assert data["objective"] == 2.0
     assert data["metrics"] == {"tps": 2.0}
     assert data["started_at"].startswith("2026-01-02T03:08:05")
+    assert (data["fidelity"], data["repeat"]) == (1.0, False)
+
+
+def test_fidelity_and_repeat_round_trip(
+    store: Store, make_experiment: MakeExperiment, make_trial: MakeTrial
+) -> None:
+    exp = make_experiment()
+    short = make_trial(1, 10.0, fidelity=1 / 3)
+    again = make_trial(2, 12.0, repeat=True)
+    plain = make_trial(3, 11.0)
+    for trial in (short, again, plain):
+        store.add_trial(exp, trial)
+    assert store.trials(exp) == [short, again, plain]
+    assert [(t.fidelity, t.repeat) for t in store.history(exp)] == [
+        (pytest.approx(1 / 3), False),
+        (1.0, True),
+        (1.0, False),
+    ]
+    assert [t.full for t in store.trials(exp)] == [False, True, True]
+
+
+def test_proposals_keep_fidelity_and_repeat(store: Store, make_experiment: MakeExperiment) -> None:
+    exp = make_experiment()
+    assert store.add_proposals(
+        exp,
+        [
+            Proposal(1, {"mem": 1}, is_baseline=True),
+            Proposal(2, {"mem": 2}, fidelity=0.25),
+            Proposal(3, {"mem": 1}, is_baseline=True, repeat=True),
+        ],
+    )
+    got = store.trials(exp)
+    assert [(t.status, t.fidelity, t.repeat, t.is_baseline) for t in got] == [
+        ("pending", 1.0, False, True),
+        ("pending", 0.25, False, False),
+        ("pending", 1.0, True, True),
+    ]
+    trial, _ = store.lease_next(exp, "a", 60) or (None, None)
+    assert trial is not None and trial.number == 1
+
+
+@pytest.mark.parametrize("fidelity", [0.0, -0.5, 1.5, float("nan")])
+def test_a_fidelity_outside_0_1_is_refused(
+    store: Store, make_experiment: MakeExperiment, make_trial: MakeTrial, fidelity: float
+) -> None:
+    exp = make_experiment()
+    with pytest.raises(StoreError, match="fidelity"):
+        store.add_proposals(exp, [Proposal(1, {}, fidelity=fidelity)])
+    with pytest.raises(StoreError, match="fidelity"):
+        store.add_trial(exp, make_trial(1, 1.0, fidelity=fidelity))
+    assert store.trials(exp) == []
+
+
+def test_optimizer_state_and_settings_round_trip(
+    store: Store, make_experiment: MakeExperiment
+) -> None:
+    exp = make_experiment(settings={"knobs": ["mem"], "budget": 5})
+    assert exp.optimizer_state is None
+    state = {"rungs": [0.111, 0.333, 1.0], "theta": {"length": [0.5, 2.0]}, "arm": "gp"}
+    store.save_optimizer_state(exp, state)
+    assert store.require_experiment("exp").optimizer_state == state
+    store.save_optimizer_state(exp, None)
+    assert store.require_experiment("exp").optimizer_state is None
+    updated = store.update_experiment(exp, budget=9, settings={"repeats": 2, "knobs": ["mem"]})
+    assert updated.settings == {"knobs": ["mem"], "budget": 9, "repeats": 2}
+    assert (updated.budget, updated.repeats, updated.deadline) == (9, 2, None)
 
 
 # -- URLs ----------------------------------------------------------------------------------------

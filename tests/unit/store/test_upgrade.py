@@ -1,7 +1,8 @@
 """Stores made by earlier releases: refused with the upgrade command, then upgraded intact.
 
 tests/data/stores/ keeps one real SQLite store per released schema, each made by
-that release's `autotune tune` on a real PostgreSQL.
+that release's `autotune tune` on a real PostgreSQL (v0.2.0: 3 trials of tiny-tpcb,
+--optimizer random, run to the end).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from autotune.agent import TrialOutcome
 from autotune.cli import app
-from autotune.store import Store, StoreError
+from autotune.store import Store, StoreError, now, upgrade
+from autotune.tuner import Scheduler
 from tests.conftest import DATA
 
 STORES = sorted((DATA / "stores").glob("v*.db"))
@@ -39,9 +42,40 @@ def test_old_store_is_refused_then_upgraded_without_loss(old: Path, tmp_path: Pa
     assert len(trials) == 3
     assert all(t.finished for t in trials)
     assert trials[0].is_baseline and trials[0].metrics["tps"] > 0
-    assert experiment.status == "running"  # a v0.1.0 experiment can be resumed
+    # v0.1.0 had no status (its experiments can be resumed); v0.2.0 ran to the end.
+    assert experiment.status == ("running" if old.stem == "v0.1.0" else "done")
+    # v0.3.0: every earlier trial ran the full length, once; no optimiser state was kept.
+    assert all(t.fidelity == 1.0 and not t.repeat and t.full for t in trials)
+    assert experiment.optimizer_state is None
+    assert experiment.repeats == 0 and experiment.deadline is None
+    assert [t.number for t in store.history(experiment)] == [1, 2, 3]
+    store.close()
+
+
+@pytest.mark.parametrize("old", STORES, ids=[p.stem for p in STORES])
+def test_an_upgraded_store_resumes_with_racing(old: Path, tmp_path: Path) -> None:
+    """After the upgrade the old experiment runs on: new trials, then a repeat."""
+    copy = tmp_path / old.name
+    shutil.copy(old, copy)
+    url = f"sqlite:///{copy}"
+    upgrade(url)
+    store = Store(url)
+    (experiment,) = store.experiments()
+    store.update_experiment(experiment, status="running", budget=5, settings={"repeats": 1})
+    scheduler = Scheduler(store)
+    while (lease := scheduler.lease("a")) is not None:
+        scheduler.report(
+            "a",
+            lease.trial_id,
+            lease.lease_id,
+            TrialOutcome(status="ok", metrics={"tps": 100.0}, started_at=now(), finished_at=now()),
+        )
+    trials = store.trials(experiment)
+    assert [t.number for t in trials] == [1, 2, 3, 4, 5]
+    assert [t.repeat for t in trials] == [False, False, False, False, True]
+    assert trials[4].is_baseline and trials[4].config == trials[0].config  # raced baseline first
     store.close()
 
 
 def test_the_stores_exist() -> None:
-    assert [p.name for p in STORES] == ["v0.1.0.db"]
+    assert [p.name for p in STORES] == ["v0.1.0.db", "v0.2.0.db"]

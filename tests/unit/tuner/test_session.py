@@ -8,9 +8,18 @@ from typing import Any
 
 import pytest
 
+from autotune.optimizers import OPTIMIZERS
 from autotune.spec import Spec
 from autotune.store import Store
-from autotune.tuner import SessionOptions, TuningError, open_experiment, select_knobs
+from autotune.tuner import (
+    DEFAULT_OPTIMIZER,
+    SessionOptions,
+    TuningError,
+    check_repeats,
+    default_repeats,
+    open_experiment,
+    select_knobs,
+)
 from autotune.workloads import WorkloadDef
 from tests.unit._support import TOY_SPEC, TOY_WORKLOAD
 
@@ -263,3 +272,51 @@ def test_every_change_is_listed_at_once(
     message = str(err.value)
     for part in ("knob spec", "--optimizer", "--seed"):
         assert part in message
+
+
+# -- repeats, the time budget, the default optimiser ---------------------------------------------
+
+
+def test_default_repeats_are_a_fifth_of_the_budget_from_ten_trials_up_to_ten() -> None:
+    assert [default_repeats(n) for n in (1, 5, 9, 10, 14, 15, 49, 50, 200)] == [
+        0, 0, 0, 2, 2, 3, 9, 10, 10,
+    ]  # fmt: skip
+
+
+def test_repeats_must_leave_room_to_search() -> None:
+    check_repeats(10, 8)
+    check_repeats(3, 0)
+    with pytest.raises(TuningError, match=r"--repeats 9 leaves no trial .* at most 8"):
+        check_repeats(10, 9)
+    with pytest.raises(TuningError, match="0 or more"):
+        check_repeats(10, -1)
+
+
+def test_repeats_and_time_budget_are_recorded_and_may_change_on_resume(
+    store: Store, toy_spec: Spec, workload: WorkloadDef
+) -> None:
+    exp, _ = open_experiment(store, toy_spec, workload, options(budget=20, time_budget_s=60.0))
+    assert exp.repeats == 4  # the default for 20 trials
+    assert exp.settings["time_budget_s"] == 60.0
+    assert exp.deadline is not None
+    started = exp.settings["time_budget_from"]
+    again, resumed = open_experiment(
+        store, toy_spec, workload, options(budget=30, repeats=5, time_budget_s=90.0)
+    )
+    assert resumed and again.repeats == 5 and again.budget == 30
+    assert again.settings["time_budget_s"] == 90.0
+    assert again.settings["time_budget_from"] >= started  # a resume starts the clock again
+    kept, _ = open_experiment(
+        store, toy_spec, workload, options(budget=30, time_budget_s=90.0, restart_clock=False)
+    )
+    assert kept.settings["time_budget_from"] == again.settings["time_budget_from"]
+    untimed, _ = open_experiment(store, toy_spec, workload, options(budget=30))
+    assert untimed.deadline is None
+    with pytest.raises(TuningError, match="--repeats"):
+        open_experiment(store, toy_spec, workload, options(budget=30, repeats=29))
+
+
+def test_the_default_optimizer_is_auto_once_registered() -> None:
+    expected = "auto" if "auto" in OPTIMIZERS else "gp"
+    assert expected == DEFAULT_OPTIMIZER
+    assert DEFAULT_OPTIMIZER in OPTIMIZERS

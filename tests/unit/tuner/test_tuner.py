@@ -34,6 +34,12 @@ def test_loss_of(make_trial: MakeTrial) -> None:
     assert loss_of(make_trial(1, None, "ok"), "minimize") is None
 
 
+def test_best_trial_ignores_short_runs(make_trial: MakeTrial) -> None:
+    trials = [make_trial(1, 100.0, baseline=True), make_trial(2, 900.0, fidelity=0.25)]
+    best = best_trial(trials, "maximize")
+    assert best is not None and best.number == 1
+
+
 def test_best_trial_maximize_and_minimize(make_trial: MakeTrial) -> None:
     trials = [
         make_trial(1, 100.0, baseline=True),
@@ -63,6 +69,11 @@ def test_best_trial_without_successes(make_trial: MakeTrial) -> None:
 # -- summarize ----------------------------------------------------------------------------------
 
 
+def cfg(n: int) -> dict[str, Any]:
+    """A config of its own per trial number: hand-made trials must not share one by accident."""
+    return {"mem": 4096 + n, "ratio": 0.5}
+
+
 def test_summarize_maximize(
     store: Store, make_experiment: MakeExperiment, make_trial: MakeTrial
 ) -> None:
@@ -70,9 +81,13 @@ def test_summarize_maximize(
     store.add_trial(
         exp, make_trial(1, 100.0, baseline=True, timings={"total_s": 10.0, "measure_s": 8.0})
     )
-    store.add_trial(exp, make_trial(2, 150.0, timings={"total_s": 10.0, "measure_s": 6.0}))
-    store.add_trial(exp, make_trial(3, None, "failed", timings={"total_s": 4.0}))
-    store.add_trial(exp, make_trial(4, 120.0, timings={"total_s": 6.0, "measure_s": 6.0}))
+    store.add_trial(
+        exp, make_trial(2, 150.0, config=cfg(2), timings={"total_s": 10.0, "measure_s": 6.0})
+    )
+    store.add_trial(exp, make_trial(3, None, "failed", config=cfg(3), timings={"total_s": 4.0}))
+    store.add_trial(
+        exp, make_trial(4, 120.0, config=cfg(4), timings={"total_s": 6.0, "measure_s": 6.0})
+    )
     s = summarize(store, exp)
     assert s.experiment == "max"
     assert s.direction == "maximize"
@@ -91,8 +106,8 @@ def test_summarize_minimize(
 ) -> None:
     exp = make_experiment("min", "minimize")
     store.add_trial(exp, make_trial(1, 20.0, baseline=True))
-    store.add_trial(exp, make_trial(2, 15.0))
-    store.add_trial(exp, make_trial(3, 30.0))
+    store.add_trial(exp, make_trial(2, 15.0, config=cfg(2)))
+    store.add_trial(exp, make_trial(3, 30.0, config=cfg(3)))
     s = summarize(store, exp)
     assert s.best is not None and s.best.number == 2
     assert s.improvement_pct == pytest.approx(25.0)  # 20 ms -> 15 ms is a 25% improvement
@@ -109,7 +124,7 @@ def test_improvement_is_negative_when_nothing_beats_the_baseline(
     assert s.improvement_pct == pytest.approx(0.0)
     exp2 = make_experiment("worse-min", "minimize")
     store.add_trial(exp2, make_trial(1, 10.0, baseline=True))
-    store.add_trial(exp2, make_trial(2, 10.0))
+    store.add_trial(exp2, make_trial(2, 10.0, config=cfg(2)))
     assert summarize(store, exp2).improvement_pct == pytest.approx(0.0)
 
 
@@ -118,7 +133,7 @@ def test_summary_without_a_working_baseline(
 ) -> None:
     exp = make_experiment()
     store.add_trial(exp, make_trial(1, None, "failed", baseline=True))
-    store.add_trial(exp, make_trial(2, 10.0))
+    store.add_trial(exp, make_trial(2, 10.0, config=cfg(2)))
     s = summarize(store, exp)
     assert s.baseline is None
     assert s.best is not None and s.best.number == 2
@@ -281,11 +296,11 @@ def test_parallel_leases_get_distinct_configs_and_respect_parallelism(
 def test_an_expired_lease_goes_to_another_agent_and_its_report_is_refused(
     store: Store, sched_exp: Callable[..., Experiment]
 ) -> None:
-    exp = sched_exp(budget=1, lease_s=0.05)
+    exp = sched_exp(budget=1, lease_s=0.5)  # long enough for b to act on a slow disk
     scheduler = Scheduler(store)
     lost = scheduler.lease("a")
     assert lost is not None
-    time.sleep(0.1)
+    time.sleep(0.6)
     again = scheduler.lease("b")
     assert again is not None and again.trial_id == lost.trial_id
     assert again.lease_id != lost.lease_id

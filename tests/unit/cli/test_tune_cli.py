@@ -1,0 +1,151 @@
+"""`autotune tune`: its options and the summary it prints (sessions themselves run in
+tests/integration, on real PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from autotune.cli import app
+from autotune.cli._common import console
+from autotune.cli.tune import _print_summary
+from autotune.optimizers import OPTIMIZERS
+from autotune.spec import Machine, Spec
+from autotune.store import Trial
+from autotune.tuner import DEFAULT_OPTIMIZER, summary_of
+from tests.unit._support import MACHINE, ROOT
+
+runner = CliRunner()
+SPEC = str(ROOT / "tests" / "data" / "poison.yaml")
+WORKLOAD = str(ROOT / "tests" / "data" / "workloads" / "tiny-tpcb.yaml")
+
+
+@pytest.fixture(autouse=True)
+def fixed_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Machine, "local", classmethod(lambda cls: MACHINE))
+
+
+def test_help_lists_the_optimizers_and_explains_repeats_and_the_time_budget() -> None:
+    result = runner.invoke(app, ["tune", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    text = re.sub(r"[│╭╮╰╯─]", " ", text)
+    text = " ".join(text.split())
+    assert f"One of: {', '.join(sorted(OPTIMIZERS))}. Default {DEFAULT_OPTIMIZER}." in text
+    assert "min(10, trials // 5) from 10 trials up, else 0" in text
+    assert "--time-budget" in text and "no new trial starts" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trials", "10", "--repeats", "9"], "--repeats 9 leaves no trial to search"),
+        (["--trials", "4", "--repeats", "-1"], "--repeats"),
+        (["--time-budget", "0"], "--time-budget"),
+    ],
+)
+def test_bad_repeats_or_time_budget_are_refused_before_anything_runs(
+    args: list[str], message: str, store_url: str
+) -> None:
+    result = runner.invoke(
+        app,
+        ["tune", "--system", SPEC, "--workload", WORKLOAD, *args, "--store", store_url],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+# -- the summary ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def spec(make_spec: Callable[..., Spec]) -> Spec:
+    return make_spec((ROOT / "tests" / "data" / "poison.yaml").read_text())
+
+
+def printed(spec: Spec, trials: list[Trial], direction: str = "maximize") -> str:
+    summary = summary_of("exp", "tps", direction, trials, "sqlite:///x.db")
+    with console.capture() as captured:
+        _print_summary(spec, summary, 0.0, 0.0)
+    return captured.get()
+
+
+def trial(
+    number: int, value: float | None, work_mem: int, **fields: Any
+) -> Trial:  # shared_buffers 16384 and work_mem 4096 are the defaults
+    return Trial(
+        number=number,
+        config={"shared_buffers": 16384, "work_mem": work_mem},
+        status="ok" if value is not None else "failed",
+        objective=value,
+        started_at=None,
+        finished_at=None,
+        is_baseline=work_mem == 4096,
+        timings={"measure_s": 1.0, "total_s": 2.0},
+        **fields,
+    )
+
+
+def test_a_confirmed_significant_best(spec: Spec) -> None:
+    trials = [
+        trial(1, 3050.0, 4096),
+        trial(2, 3320.0, 8192),
+        trial(3, 3100.0, 2048),
+        trial(4, 3040.0, 4096, repeat=True),
+        trial(5, 3300.0, 8192, repeat=True),
+        trial(6, 3060.0, 4096, repeat=True),
+        trial(7, 3340.0, 8192, repeat=True),
+        trial(8, None, 1024),
+    ]
+    out = printed(spec, trials)
+    assert "baseline      3050 tps (maximize)  (median of 3 runs, trial 1)" in out
+    (best,) = [line for line in out.splitlines() if line.startswith("best  ")]
+    assert re.fullmatch(
+        r"best +trial 2 \(3 runs\), median 3320 tps, 1\.09× baseline "
+        r"\(95% CI 1\.0\d–1\.\d+\), significant",
+        best,
+    ), best
+    assert "8.9% better than the baseline's median  (runs: 3320, 3300, 3340)" in out
+    assert "trials        8 done, 1 failed, 4 repeats" in out
+    assert "unstable" not in out
+    assert "work_mem = '8MB'" in out  # the robust best's config, as postgresql.conf lines
+
+
+def test_an_unconfirmed_best_says_so(spec: Spec) -> None:
+    out = printed(
+        spec, [trial(1, 100.0, 4096), trial(2, 120.0, 8192), trial(3, 500.0, 2048, fidelity=0.25)]
+    )
+    assert "best          trial 2 (single run, not confirmed), value 120 tps, 1.2× baseline" in out
+    assert "re-measure it (--repeats)" in out
+    assert "trials        3 done, 0 failed, 1 short" in out
+
+
+def test_not_significant_and_unstable_are_said_plainly(spec: Spec) -> None:
+    trials = [
+        trial(1, 100.0, 4096),
+        trial(2, 104.0, 8192),
+        trial(3, 95.0, 4096, repeat=True),
+        trial(4, 140.0, 8192, repeat=True),
+        trial(5, 105.0, 4096, repeat=True),
+        trial(6, 80.0, 8192, repeat=True),
+    ]
+    out = printed(spec, trials)
+    assert "not significant, unstable" in out
+    assert "unstable      trial 2 (3 runs, cv 0.28, range 58%)" in out
+    assert "(cv > 0.1 or range > 25% of the median)" in out
+
+
+def test_when_nothing_beats_the_baseline(spec: Spec) -> None:
+    out = printed(
+        spec,
+        [trial(1, 100.0, 4096), trial(2, 90.0, 8192), trial(3, 101.0, 4096, repeat=True)],
+    )
+    assert "best          trial 1 (2 runs), median 100.5 tps: the baseline; no config beat it" in (
+        out
+    )
