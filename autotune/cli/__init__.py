@@ -23,6 +23,7 @@ app.command()(results.best)
 app.command()(service.server)
 app.add_typer(service.agents_app, name="agents")
 app.command()(service.agent)
+app.add_typer(__import__("autotune.cli.bench", fromlist=["app"]).app, name="bench")
 
 
 def main() -> None:

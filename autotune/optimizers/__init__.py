@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from autotune.optimizers._base import Optimizer, Suggestion
 from autotune.optimizers.auto import AutoOptimizer
+from autotune.optimizers.forest import ForestOptimizer
 from autotune.optimizers.gp import GPOptimizer
 from autotune.optimizers.hesbo import HeSBOOptimizer
 from autotune.optimizers.hyperband import HyperbandOptimizer
 from autotune.optimizers.lhs import LHSOptimizer, lhs_design
 from autotune.optimizers.random import RandomOptimizer
+from autotune.optimizers.skopt import SkoptForest, SkoptGP
 from autotune.space import Space
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
@@ -20,6 +22,9 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
         RandomOptimizer,
         LHSOptimizer,
         HeSBOOptimizer,
+        ForestOptimizer,
+        SkoptGP,
+        SkoptForest,
     )
 }
 
@@ -37,12 +42,15 @@ def make_optimizer(name: str, space: Space, seed: int = 0) -> Optimizer:
 __all__ = [
     "OPTIMIZERS",
     "AutoOptimizer",
+    "ForestOptimizer",
     "GPOptimizer",
     "HeSBOOptimizer",
     "HyperbandOptimizer",
     "LHSOptimizer",
     "Optimizer",
     "RandomOptimizer",
+    "SkoptForest",
+    "SkoptGP",
     "Suggestion",
     "lhs_design",
     "make_optimizer",

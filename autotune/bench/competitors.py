@@ -1,0 +1,333 @@
+"""Run one optimiser on one problem: autotune's own, and other libraries for reference.
+
+Every competitor spends its budget through an ``Evaluator``, which checks the
+config, applies the problem's deterministic noise and records what a tuning
+session would: the observed value, the true value (for regret), the fidelity
+and the time since the run started.
+
+The baseline (the spec's defaults) is every competitor's first evaluation, as
+in the real tuner. Other libraries cannot express special values outside a
+knob's [min, max] (``-1`` meaning "auto", say): their baseline has such values
+clamped to the nearest bound (``to_skopt_point``), and they never propose one.
+They do not know the spec's cross-knob constraints either, except skopt,
+which takes a constraint function: a config that breaks one counts as a
+failed evaluation, as when a server refuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autotune.bench.problems import Problem
+from autotune.optimizers import OPTIMIZERS, make_optimizer
+from autotune.optimizers.skopt import from_skopt_point, skopt_dimensions, to_skopt_point
+from autotune.spec import Config
+
+BUDGET_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One measurement. ``observed`` and ``true`` are None when the config broke a constraint."""
+
+    config: Config
+    observed: float | None
+    true: float | None
+    fidelity: float
+    elapsed_s: float  # since the run started, at the end of this evaluation
+
+
+@dataclass
+class Evaluator:
+    """The problem as a competitor sees it: each call is one measurement, costing its fidelity."""
+
+    problem: Problem
+    seed: int
+    evaluations: list[Evaluation] = field(default_factory=list)
+    cost: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def __call__(self, config: Config, fidelity: float = 1.0) -> float | None:
+        space = self.problem.space
+        if set(config) != set(space.names):
+            raise ValueError(f"config knobs {sorted(config)} are not the space's {space.names}")
+        # Every value passes its knob's check, as anything applied to a real system does.
+        checked: Config = {k.name: k.validate(config[k.name]) for k in space.knobs}
+        if not 0.0 < fidelity <= 1.0:
+            raise ValueError(f"fidelity {fidelity} is not in (0, 1]")
+        observed = true = None
+        if space.is_valid(checked):
+            true = self.problem.objective(checked)
+            observed = true + self.problem.noise(self.seed, len(self.evaluations), fidelity)
+        self.cost += fidelity
+        self.evaluations.append(
+            Evaluation(checked, observed, true, fidelity, time.perf_counter() - self.started)
+        )
+        return observed
+
+    def spent(self, budget: float) -> bool:
+        return self.cost >= budget - BUDGET_EPS
+
+    def penalty(self) -> float:
+        """A loss for a failed evaluation, for libraries that need a number: worse than any seen."""
+        seen = [e.observed for e in self.evaluations if e.observed is not None]
+        if not seen:
+            return 1.0
+        worst, best = max(seen), min(seen)
+        return worst + max(worst - best, abs(worst) * 0.1, 1e-9)
+
+
+Competitor = Callable[[Problem, int, int, Evaluator], None]
+
+
+def clamped_baseline(problem: Problem) -> Config:
+    """The baseline as another library can express it: special values clamped into bounds."""
+    space = problem.space
+    return from_skopt_point(space, to_skopt_point(space, space.default()))
+
+
+# -- autotune's own optimisers ----------------------------------------------------------
+def run_autotune(name: str, problem: Problem, seed: int, budget: int, ev: Evaluator) -> None:
+    """The real tuner's loop with one trial in flight: the baseline, then ``suggest`` and ``tell``.
+
+    The optimiser is reseeded before each proposal with the number of trials
+    so far, as the scheduler does.
+    """
+    optimizer = make_optimizer(name, problem.space, seed)
+    baseline = problem.space.default()
+    optimizer.tell(baseline, ev(baseline))
+    while not ev.spent(budget):
+        optimizer.reseed(len(ev.evaluations))
+        suggestion = optimizer.suggest(1)[0]
+        loss = ev(suggestion.config, suggestion.fidelity)
+        optimizer.tell(suggestion.config, loss, suggestion.fidelity)
+
+
+# -- scikit-optimize's gp_minimize ------------------------------------------------------
+def skopt_constraint(problem: Problem) -> Callable[[list[Any]], bool] | None:
+    """The spec's constraints as a check of an skopt point, or None if it has none.
+
+    skopt calls it on each of 10,000 candidate points per step, so it rounds
+    as ``from_skopt_point`` does but skips the per-value validation and starts
+    from a precomputed environment of the untuned knobs' defaults.
+    """
+    space = problem.space
+    spec = space.spec
+    if not spec.constraints:
+        return None
+    base = spec.constraint_env({}, space.machine)
+    numeric = [(i, k) for i, k in enumerate(space.knobs) if k.type != "enum"]
+
+    def feasible(point: list[Any]) -> bool:
+        env = dict(base)
+        for i, knob in numeric:
+            raw = point[i]
+            if knob.type == "bool":
+                env[knob.name] = 1.0 if raw else 0.0
+                continue
+            assert knob.min is not None and knob.max is not None
+            if knob.type == "integer":
+                value = float(min(max(round(float(raw)), knob.min), knob.max))
+            else:
+                value = min(max(float(f"{float(raw):.4g}"), knob.min), knob.max)
+            env[knob.name] = knob.to_si(value)
+        return all(c.holds(env) for c in spec.constraints)
+
+    return feasible
+
+
+def run_gp_minimize(problem: Problem, seed: int, budget: int, ev: Evaluator) -> None:
+    """``skopt.gp_minimize`` with its defaults (10 random starts after the baseline,
+    gp_hedge), given the spec's constraints as its ``space_constraint``."""
+    from skopt import gp_minimize
+
+    space = problem.space
+    dims = skopt_dimensions(space)
+
+    def objective(point: list[Any]) -> float:
+        loss = ev(from_skopt_point(space, point))
+        return ev.penalty() if loss is None else loss
+
+    feasible = skopt_constraint(problem)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gp_minimize(
+            objective,
+            dims,
+            n_calls=budget,
+            # skopt's default of 10, unless the budget is too small for it.
+            n_initial_points=min(10, max(budget - 1, 0)),
+            x0=[to_skopt_point(space, clamped_baseline(problem))],
+            random_state=seed,
+            space_constraint=feasible,
+        )
+
+
+# -- Optuna TPE ---------------------------------------------------------------------------
+def _optuna_config(problem: Problem, trial: Any) -> Config:
+    raw = []
+    for knob in problem.space.knobs:
+        if knob.type == "enum":
+            raw.append(trial.suggest_categorical(knob.name, list(knob.values)))
+        elif knob.type == "bool":
+            raw.append(trial.suggest_categorical(knob.name, [False, True]))
+        elif knob.type == "integer":
+            assert knob.min is not None and knob.max is not None
+            raw.append(
+                trial.suggest_int(knob.name, int(knob.lo), int(knob.hi), log=knob.scale == "log")
+            )
+        else:
+            assert knob.min is not None and knob.max is not None
+            raw.append(trial.suggest_float(knob.name, knob.min, knob.max, log=knob.scale == "log"))
+    return from_skopt_point(problem.space, raw)
+
+
+def run_optuna_tpe(problem: Problem, seed: int, budget: int, ev: Evaluator) -> None:
+    """Optuna's TPE with its defaults (10 random startup trials); the baseline is enqueued first."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = optuna.create_study(
+            direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed)
+        )
+        study.enqueue_trial(dict(clamped_baseline(problem)))
+        while not ev.spent(budget):
+            trial = study.ask()
+            loss = ev(_optuna_config(problem, trial))
+            if loss is None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, loss)
+
+
+# -- SMAC3 --------------------------------------------------------------------------------
+SMAC_INITIAL_CONFIGS = 7
+"""SMAC's HPO facade sizes its Sobol design as min(10·d, 25% of n_trials): 7 at 30
+evaluations. It is fixed here so that the run does not depend on the budget."""
+
+
+def run_smac(problem: Problem, seed: int, budget: int, ev: Evaluator) -> None:
+    """SMAC3's hyperparameter-optimisation facade (random forest, log EI), ask/tell,
+    deterministic (no repeats); the baseline is its default and first config."""
+    from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
+    from smac import HyperparameterOptimizationFacade, Scenario
+    from smac.runhistory import StatusType, TrialInfo, TrialValue
+
+    space = problem.space
+    baseline = clamped_baseline(problem)
+    cs = ConfigurationSpace(seed=seed)
+    for knob in space.knobs:
+        default = baseline[knob.name]
+        if knob.type == "enum":
+            cs.add(Categorical(knob.name, list(knob.values), default=default))
+        elif knob.type == "bool":
+            cs.add(Categorical(knob.name, [False, True], default=default))
+        elif knob.type == "integer":
+            cs.add(
+                Integer(
+                    knob.name,
+                    (int(knob.lo), int(knob.hi)),
+                    default=int(default),
+                    log=knob.scale == "log",
+                )
+            )
+        else:
+            assert knob.min is not None and knob.max is not None
+            cs.add(
+                Float(
+                    knob.name,
+                    (knob.min, knob.max),
+                    default=float(default),
+                    log=knob.scale == "log",
+                )
+            )
+    with tempfile.TemporaryDirectory(prefix="autotune-smac-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scenario = Scenario(
+            cs,
+            deterministic=True,
+            n_trials=budget + 10,  # only a stop for SMAC's own loop; this loop stops itself
+            seed=seed,
+            output_directory=Path(tmp) / "smac",
+        )
+        # SMAC would run its default config after its Sobol points; the baseline
+        # comes first here, told to SMAC as a trial it did not ask for.
+        initial = HyperparameterOptimizationFacade.get_initial_design(
+            scenario, n_configs=SMAC_INITIAL_CONFIGS
+        )
+
+        def unused(config: Any, seed: int = 0) -> float:
+            raise AssertionError("driven by ask/tell")
+
+        smac = HyperparameterOptimizationFacade(
+            scenario,
+            unused,
+            initial_design=initial,
+            overwrite=True,
+            logging_level=logging.ERROR,
+        )
+
+        def tell(info: TrialInfo, loss: float | None) -> None:
+            if loss is None:
+                # A finite cost: SMAC's log-scaled encoder turns an infinite one into NaN.
+                smac.tell(info, TrialValue(cost=ev.penalty(), status=StatusType.CRASHED))
+            else:
+                smac.tell(info, TrialValue(cost=loss))
+
+        tell(TrialInfo(cs.get_default_configuration(), seed=seed), ev(baseline))
+        while not ev.spent(budget):
+            info = smac.ask()
+            values = dict(info.config)
+            tell(info, ev(from_skopt_point(space, [values[name] for name in space.names])))
+
+
+# -- the registry ---------------------------------------------------------------------------
+EXTERNAL: dict[str, tuple[str, Competitor]] = {
+    # name: (module that must import, runner)
+    "skopt-gp_minimize": ("skopt", run_gp_minimize),
+    "optuna-tpe": ("optuna", run_optuna_tpe),
+    "smac3": ("smac", run_smac),
+}
+
+
+def unavailable(name: str) -> str | None:
+    """Why competitor ``name`` cannot run here, or None if it can."""
+    if name in OPTIMIZERS:
+        return None
+    if name not in EXTERNAL:
+        return "unknown competitor"
+    module = EXTERNAL[name][0]
+    try:
+        __import__(module)
+    except Exception as exc:  # an install can be broken in more ways than ImportError
+        return f"{module} does not import: {exc}"
+    return None
+
+
+def competitor_names() -> list[str]:
+    """Every autotune optimiser registered now, then the other libraries that import here."""
+    return [*sorted(OPTIMIZERS), *(n for n in EXTERNAL if unavailable(n) is None)]
+
+
+def run_competitor(name: str, problem: Problem, seed: int, budget: int) -> Evaluator:
+    """Run ``name`` on ``problem`` until ``budget`` evaluations' worth of cost is spent."""
+    ev = Evaluator(problem, seed)
+    if name in OPTIMIZERS:
+        run_autotune(name, problem, seed, budget, ev)
+    elif name in EXTERNAL:
+        EXTERNAL[name][1](problem, seed, budget, ev)
+    else:
+        raise ValueError(
+            f"unknown competitor {name!r}; choose from {', '.join(competitor_names())}"
+        )
+    return ev

@@ -1,0 +1,208 @@
+"""autotune bench optimizers | latency | export-recorded"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from autotune.cli._common import fail
+
+app = typer.Typer(
+    help="Benchmarks: optimisers against each other on test problems, suggestion latency.",
+    no_args_is_help=True,
+)
+
+BudgetOption = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--budget",
+        help="Evaluations per run; repeat for several (each run goes once, to the largest). "
+        "Default: 30 and 60.",
+        show_default=False,
+    ),
+]
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _command() -> str:
+    return shlex.join(["autotune", *sys.argv[1:]]) if sys.argv else "autotune"
+
+
+def optimizers(
+    budget: BudgetOption = None,
+    seeds: Annotated[int, typer.Option(help="Seeds 0..N-1 for every run.")] = 20,
+    problems: Annotated[
+        str | None, typer.Option(help="Comma-separated problems. Default: all.")
+    ] = None,
+    optimizers: Annotated[
+        str | None,
+        typer.Option(
+            "--optimizers",
+            help="Comma-separated optimisers. Default: every registered autotune optimiser "
+            "plus skopt-gp_minimize, optuna-tpe and smac3 where they import.",
+        ),
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Runs in parallel (processes).")] = 2,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="Time box: start no run after this many minutes and keep only the seeds "
+            "that finished for every problem and optimiser."
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="The CSV of every run; the table goes beside it as .md.")
+    ] = Path("experiments/results/optimizers.csv"),
+) -> None:
+    """Run optimisers side by side on synthetic and database-surrogate problems.
+
+    Writes one CSV row per (problem, optimiser, seed, budget) and a markdown
+    table of median regret, ratio to random and rank next to it.
+    """
+    from autotune.bench.competitors import EXTERNAL, competitor_names, unavailable
+    from autotune.bench.problems import PROBLEMS, get_problem
+    from autotune.bench.report import markdown, write_markdown
+    from autotune.bench.runner import RunResult, run_grid, write_csv
+
+    budgets = sorted(set(budget or [30, 60]))
+    if min(budgets) < 1 or seeds < 1 or jobs < 1:
+        fail("--budget, --seeds and --jobs must be at least 1")
+    problem_names = _split(problems) or list(PROBLEMS)
+    for name in problem_names:
+        if name not in PROBLEMS:
+            fail(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)}")
+    names = _split(optimizers) or competitor_names()
+    for name in names:
+        reason = unavailable(name)
+        if reason is not None:
+            fail(f"optimizer {name!r}: {reason}; available: {', '.join(competitor_names())}")
+    missing = [f"`{n}` ({unavailable(n)})" for n in EXTERNAL if n not in names and unavailable(n)]
+    try:
+        for name in problem_names:
+            get_problem(name)
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+
+    def progress(result: RunResult, done: int, total: int) -> None:
+        job = result.job
+        status = f"error: {result.error}" if result.error else f"{result.wall_s:.1f} s"
+        typer.echo(
+            f"[{done}/{total}] {job.problem} {job.optimizer} seed {job.seed}: {status}", err=True
+        )
+
+    started, load = datetime.now(UTC), os.getloadavg()[0]
+    deadline = None if max_minutes is None else max_minutes * 60
+    rows = run_grid(
+        problem_names, names, range(seeds), budgets, jobs, progress, deadline_s=deadline
+    )
+    if not rows:
+        fail("the time box ended before one seed finished for every problem and optimiser")
+    write_csv(rows, out)
+    done_seeds = sorted({int(r["seed"]) for r in rows})
+
+    import pandas as pd
+
+    df = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    facts = {}
+    for name in problem_names:
+        problem = get_problem(name)
+        facts[name] = {
+            "description": problem.description,
+            "f_star": f"{problem.f_star:.6g}" + ("" if problem.f_star_exact else " (estimate)"),
+            "noise": f"{problem.noise_sd:g}" if problem.noise_sd else "0",
+        }
+    versions = ", ".join(
+        f"{p} {_version(p)}" for p in ("scikit-learn", "scikit-optimize", "optuna", "smac")
+    )
+    preamble = [
+        f"Command: `{_command()}` ({started:%Y-%m-%d %H:%M} UTC, "
+        f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, load average "
+        f"{load:.1f} at the start). "
+        f"Libraries: {versions}.",
+        "",
+        f"Optimisers: {', '.join(f'`{n}`' for n in names)}; seeds 0–{done_seeds[-1]}"
+        + (
+            f" (a {max_minutes:g}-minute time box ended the run after {len(done_seeds)} of "
+            f"{seeds} seeds)"
+            if len(done_seeds) < seeds
+            else ""
+        )
+        + "; "
+        f"budgets {', '.join(map(str, budgets))} evaluations. "
+        + (f"Not run: {'; '.join(missing)}." if missing else ""),
+        "",
+        "Simple regret = true (noise-free) loss of the config with the best observed "
+        "full-fidelity value, minus f*. Every run starts with the baseline (the spec's "
+        "defaults; other libraries get it with special values clamped into bounds). Each "
+        f"run goes once to {max(budgets)} evaluations and is read off at smaller budgets, "
+        "which is sound because no optimiser here adapts to the total budget.",
+    ]
+    text = markdown(df, facts, preamble)
+    table = out.with_suffix(".md")
+    write_markdown(text, table)
+    typer.echo(f"wrote {out} ({len(rows)} rows) and {table}")
+
+
+def latency(
+    optimizer: Annotated[
+        str, typer.Option(help="Optimiser to time (auto falls back to gp if missing).")
+    ] = "auto",
+    sizes: Annotated[str, typer.Option(help="Comma-separated history sizes.")] = "100,1000,5000",
+    repeats: Annotated[int, typer.Option(help="Timed suggestions per size.")] = 20,
+    timeout: Annotated[float, typer.Option(help="Seconds allowed per size.")] = 3600.0,
+    out: Annotated[Path, typer.Option(help="Markdown report.")] = Path(
+        "experiments/results/latency.md"
+    ),
+) -> None:
+    """Time ask(1) after N observations on a 20-knob space; report p50/p95 and peak memory."""
+    from autotune.bench.latency import run_latency, write
+
+    try:
+        ns = [int(s) for s in _split(sizes) or []]
+        result = run_latency(optimizer, ns, repeats, timeout)
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    write(result, out, _command())
+    typer.echo(out.read_text(), nl=False)
+
+
+def export_recorded(
+    name: Annotated[str, typer.Argument(help="Experiment name.")],
+    store: Annotated[str, typer.Option(help="Results store URL holding the experiment.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Default: experiments/recorded/NAME.json.")
+    ] = None,
+) -> None:
+    """Write an experiment's trials (as `autotune trials --format json`) with a header
+    (knobs, machine, spec) for the benchmark's database surrogate."""
+    from autotune.bench import problems
+
+    path = out or problems.RECORDED_DIR / f"{name}.json"
+    count = problems.export_recorded(store, name, path)
+    typer.echo(f"wrote {count} trials to {path}")
+
+
+app.command("optimizers")(optimizers)
+app.command("latency")(latency)
+app.command("export-recorded")(export_recorded)

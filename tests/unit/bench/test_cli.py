@@ -1,0 +1,77 @@
+"""`autotune bench optimizers` and `autotune bench latency` end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autotune.bench.latency import LatencyResult, latency_markdown, latency_space, measure
+from autotune.bench.runner import CSV_COLUMNS
+from autotune.cli import app
+
+runner = CliRunner()
+
+
+def test_bench_optimizers_writes_the_csv_and_the_table(tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    out = tmp_path / "tmp" / "x.csv"
+    args = ["bench", "optimizers", "--budget", "5", "--seeds", "2", "--problems", "branin"]
+    args += ["--optimizers", "random,gp,optuna-tpe", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    keys = [(r["problem"], r["optimizer"], r["seed"], r["budget"]) for r in rows]
+    assert keys == [
+        ("branin", o, s, "5") for o in ("gp", "optuna-tpe", "random") for s in ("0", "1")
+    ]
+    for row in rows:
+        assert row["evaluations"] == "5" and row["error"] == ""
+        assert float(row["simple_regret"]) >= 0
+    table = out.with_suffix(".md").read_text()
+    assert "### branin, budget 5" in table and "`optuna-tpe`" in table
+    assert "`auto` is not among the optimisers" in table
+
+    # Same arguments, one process: the same CSV apart from wall time.
+    again = tmp_path / "again.csv"
+    args[-1] = str(again)
+    assert runner.invoke(app, [*args, "--jobs", "1"]).exit_code == 0
+
+    def strip(path: Path) -> list[list[str]]:
+        with path.open() as f:
+            return [row[:-2] + row[-1:] for row in csv.reader(f)]  # drop wall_s
+
+    assert strip(out) == strip(again)
+
+
+def test_bench_optimizers_refuses_unknown_names(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["bench", "optimizers", "--problems", "nope", "--out", str(tmp_path / "x.csv")]
+    )
+    assert result.exit_code == 2 and "unknown problem" in result.output
+    result = runner.invoke(
+        app, ["bench", "optimizers", "--optimizers", "nope", "--out", str(tmp_path / "x.csv")]
+    )
+    assert result.exit_code == 2 and "nope" in result.output
+
+
+def test_latency_measure_and_report() -> None:
+    assert len(latency_space()) == 20
+    row = measure("random", n=30, repeats=3)
+    assert row["n"] == 30 and len(row["ask_s"]) == 3 and row["peak_rss_mb"] > 0
+    text = latency_markdown(LatencyResult("random", [row, {"n": 100, "error": "timed out"}]))
+    assert "| 30 |" in text and "timed out" in text and "Peak memory at 30" in text
+    json.dumps(row)  # what the child prints
+
+
+def test_bench_latency_runs_children(tmp_path: Path) -> None:
+    out = tmp_path / "latency.md"
+    args = ["bench", "latency", "--optimizer", "random", "--sizes", "20", "--repeats", "2"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| 20 |" in out.read_text()

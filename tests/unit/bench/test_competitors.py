@@ -1,0 +1,133 @@
+"""Each competitor spends exactly its budget on valid configs, baseline first."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from autotune.bench.competitors import (
+    EXTERNAL,
+    Evaluator,
+    clamped_baseline,
+    competitor_names,
+    run_competitor,
+    skopt_constraint,
+    unavailable,
+)
+from autotune.bench.problems import PG_RECORDED, Problem, get_problem, load_recorded, recorded_space
+from autotune.optimizers.skopt import from_skopt_point
+
+BUDGET = 5
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _pg_like() -> Problem:
+    """The recorded pgbench space with a cheap loss: special values and constraints, no model."""
+    space = recorded_space(load_recorded(PG_RECORDED)["header"])
+    return Problem(
+        name="pg-like",
+        description="test",
+        space=space,
+        objective=lambda c: float(np.sum(space.to_unit(c))),
+        f_star_fn=lambda: 0.0,
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "random",
+        "gp",
+        pytest.param(
+            "skopt-gp_minimize",
+            marks=pytest.mark.skipif(not _installed("skopt"), reason="skopt not installed"),
+        ),
+        pytest.param(
+            "optuna-tpe",
+            marks=pytest.mark.skipif(not _installed("optuna"), reason="optuna not installed"),
+        ),
+        pytest.param(
+            "smac3", marks=pytest.mark.skipif(not _installed("smac"), reason="smac not installed")
+        ),
+    ],
+)
+def test_budget_valid_evaluations_baseline_first(name: str) -> None:
+    problem = get_problem("hartmann6-noisy")
+    ev = run_competitor(name, problem, seed=1, budget=BUDGET)
+    assert len(ev.evaluations) == BUDGET and ev.cost == BUDGET
+    first = ev.evaluations[0].config
+    assert first == problem.space.default() == clamped_baseline(problem)
+    for e in ev.evaluations:
+        assert problem.space.is_valid(e.config)
+        for knob in problem.space.knobs:
+            assert knob.validate(e.config[knob.name]) == e.config[knob.name]
+        assert e.true == problem.objective(e.config) and e.observed is not None
+    assert len({problem.space.key(e.config) for e in ev.evaluations}) >= BUDGET - 1
+
+
+@pytest.mark.parametrize("name", ["gp", "optuna-tpe"])
+def test_a_run_is_deterministic(name: str) -> None:
+    if unavailable(name):
+        pytest.skip(str(unavailable(name)))
+    problem = get_problem("branin-noisy")
+    a = run_competitor(name, problem, seed=3, budget=6)
+    b = run_competitor(name, problem, seed=3, budget=6)
+    assert [(e.config, e.observed) for e in a.evaluations] == [
+        (e.config, e.observed) for e in b.evaluations
+    ]
+
+
+def test_competitor_names_cover_autotune_and_installed_libraries() -> None:
+    from autotune.optimizers import OPTIMIZERS
+
+    names = competitor_names()
+    assert set(OPTIMIZERS) <= set(names)
+    for name in EXTERNAL:
+        assert (name in names) == (unavailable(name) is None)
+    assert unavailable("nope") == "unknown competitor"
+    with pytest.raises(ValueError, match="unknown competitor"):
+        run_competitor("nope", get_problem("branin"), 0, 1)
+
+
+def test_special_values_are_clamped_for_other_libraries() -> None:
+    problem = _pg_like()
+    default = problem.space.default()
+    assert default["wal_buffers"] == -1 and default["commit_delay"] == 0
+    clamped = clamped_baseline(problem)
+    assert clamped["wal_buffers"] == 8 and clamped["commit_delay"] == 10
+    assert {k: v for k, v in clamped.items() if v != default[k]}.keys() == {
+        "wal_buffers",
+        "commit_delay",
+        "backend_flush_after",
+    }
+
+
+def test_evaluator_counts_a_constraint_breaking_config_as_failed() -> None:
+    problem = _pg_like()
+    ev = Evaluator(problem, seed=0)
+    bad = {**problem.space.default(), "random_page_cost": 0.5}  # below seq_page_cost
+    assert not problem.space.is_valid(bad)
+    assert ev(bad) is None and ev.cost == 1.0 and ev.evaluations[0].true is None
+    assert ev(problem.space.default()) is not None
+    with pytest.raises(ValueError):
+        ev({"random_page_cost": 1.0})
+
+
+@pytest.mark.skipif(not _installed("skopt"), reason="skopt not installed")
+def test_skopt_constraint_agrees_with_the_space() -> None:
+    from skopt.space import Space as SkoptSpace
+
+    from autotune.optimizers.skopt import skopt_dimensions
+
+    problem = _pg_like()
+    check = skopt_constraint(problem)
+    assert check is not None and skopt_constraint(get_problem("branin")) is None
+    points = SkoptSpace(skopt_dimensions(problem.space)).rvs(400, random_state=0)
+    expected = [problem.space.is_valid(from_skopt_point(problem.space, p)) for p in points]
+    assert [check(p) for p in points] == expected
+    assert 0 < sum(expected) < len(expected)
