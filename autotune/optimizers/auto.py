@@ -12,13 +12,16 @@ improvement they would have brought, whether or not they were picked.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from autotune.optimizers._search import Score, maximise
 from autotune.optimizers.gp import ACQUISITIONS, GPOptimizer
 from autotune.space import Space
+
+if TYPE_CHECKING:
+    from autotune.optimizers.forest import ForestOptimizer
 from autotune.spec import Config
 
 ARMS = ("ei", "ucb")
@@ -48,6 +51,11 @@ class AutoOptimizer(GPOptimizer):
             raise ValueError(f"unknown arms {sorted(unknown)}; choose from {[*ACQUISITIONS, 'rf']}")
         self.eta = eta
         self.arms: list[str] = list(arms)
+        self._forest: ForestOptimizer | None = None
+        if "rf" in self.arms:
+            from autotune.optimizers.forest import ForestOptimizer
+
+            self._forest = ForestOptimizer(space, seed)
         self.gains = np.zeros(len(self.arms))
         self.nominees: dict[str, Config] = {}
         self.last_arm: str | None = None
@@ -103,14 +111,31 @@ class AutoOptimizer(GPOptimizer):
             self.gains[self.arms.index(arm)] += -float(m)
         self.nominees = {}
 
-    def _forest_score(self) -> Score | None:
-        """The random-forest arm's EI, sharing the GP's candidate search."""
-        ok = [(c, loss) for c, loss in self.history_ if loss is not None]
-        if len(ok) < 3 or "rf" not in self.arms:
-            return None
-        from autotune.optimizers._forest_model import forest_score
+    def tell(self, config: Config, loss: float | None, fidelity: float = 1.0) -> None:
+        super().tell(config, loss, fidelity)
+        if self._forest is not None:
+            self._forest.tell(config, loss, fidelity)
 
-        return forest_score(self.history_, self._rows, self.rng)
+    def _forest_score(self) -> Score | None:
+        """The random-forest arm's EI (the ``rf`` optimiser's model), sharing the GP's search."""
+        if self._forest is None:
+            return None
+        data = self._forest._training_data()
+        if data is None:
+            return None
+        from autotune.optimizers.forest import ForestOptimizer
+        from autotune.optimizers.gp import expected_improvement, transform_losses
+
+        X, raw = data
+        y = transform_losses(raw)
+        model = self._forest._fit(X, y)
+        incumbent = float(y.min())
+
+        def score(C: np.ndarray) -> np.ndarray:
+            mean, std = ForestOptimizer._predict(model, C)
+            return expected_improvement(mean, std, incumbent)
+
+        return score
 
     def _choose(
         self,
