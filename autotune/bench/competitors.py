@@ -27,6 +27,7 @@ from typing import Any
 
 from autotune.bench.problems import Problem
 from autotune.optimizers import OPTIMIZERS, make_optimizer
+from autotune.optimizers._base import failure_penalty
 from autotune.optimizers.skopt import from_skopt_point, skopt_dimensions, to_skopt_point
 from autotune.spec import Config
 
@@ -80,8 +81,7 @@ class Evaluator:
         seen = [e.observed for e in self.evaluations if e.observed is not None]
         if not seen:
             return 1.0
-        worst, best = max(seen), min(seen)
-        return worst + max(worst - best, abs(worst) * 0.1, 1e-9)
+        return failure_penalty(seen)
 
 
 Competitor = Callable[[Problem, int, int, Evaluator], None]

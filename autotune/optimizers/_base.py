@@ -17,6 +17,13 @@ from autotune.space import Space
 from autotune.spec import Config
 
 
+def failure_penalty(ok: Sequence[float]) -> float:
+    """The loss a failed trial is told as: worse than the worst seen, so a model
+    learns to keep away from configs that break the system."""
+    worst, best = max(ok), min(ok)
+    return worst + max(worst - best, abs(worst) * 0.1, 1e-9)
+
+
 @dataclass(frozen=True)
 class Suggestion:
     """A config to measure, and how: ``fidelity`` is the fraction of the full

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autotune.optimizers._base import Optimizer
+from autotune.optimizers._base import Optimizer, failure_penalty
 from autotune.optimizers._gp_model import subsample
 from autotune.optimizers.gp import expected_improvement, transform_losses
 from autotune.optimizers.lhs import lhs_design
@@ -37,13 +37,6 @@ if TYPE_CHECKING:
 
 
 # -- helpers shared with the scikit-optimize adapters ------------------------------
-
-
-def failure_penalty(ok: Sequence[float]) -> float:
-    """The loss a failed trial is told as: worse than the worst seen (gp.py's rule),
-    so a model learns to keep away from configs that break the system."""
-    worst, best = max(ok), min(ok)
-    return worst + max(worst - best, abs(worst) * 0.1, 1e-9)
 
 
 def design_ask(

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from autotune.optimizers._base import Optimizer
+from autotune.optimizers._base import Optimizer, failure_penalty
 from autotune.optimizers._gp_model import GPModel, _matern, _sq_dists
 from autotune.optimizers._search import Score, maximise
 from autotune.optimizers.lhs import lhs_design
@@ -145,8 +145,7 @@ class GPOptimizer(Optimizer):
         ok = [loss for _, loss in self.history_ if loss is not None]
         if len(ok) < 2:
             return None
-        worst, best = max(ok), min(ok)
-        penalty = worst + max(worst - best, abs(worst) * 0.1, 1e-9)
+        penalty = failure_penalty(ok)
         raw = np.array([penalty if loss is None else loss for _, loss in self.history_])
         failed = np.array([loss is None for _, loss in self.history_])
         return np.vstack(self._rows), transform_losses(raw), failed

@@ -30,9 +30,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from autotune.optimizers._base import Optimizer
+from autotune.optimizers._base import Optimizer, failure_penalty
 from autotune.optimizers._gp_model import subsample
-from autotune.optimizers.forest import design_ask, failure_penalty
+from autotune.optimizers.forest import design_ask
 from autotune.space import Space
 from autotune.spec import Config, Knob, Value
 

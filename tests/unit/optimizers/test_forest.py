@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from autotune.optimizers import OPTIMIZERS, ForestOptimizer, RandomOptimizer
-from autotune.optimizers.forest import failure_penalty
+from autotune.optimizers._base import failure_penalty
 from autotune.optimizers.lhs import lhs_design
 from autotune.space import Space
 from autotune.spec import Config, Spec
