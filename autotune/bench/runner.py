@@ -177,6 +177,8 @@ def run_grid(
     jobs: int = 2,
     progress: Callable[[RunResult, int, int], None] | None = None,
     deadline_s: float | None = None,
+    done: Sequence[dict[str, Any]] = (),
+    on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every (problem, optimiser, seed) run once at ``max(budgets)``; rows sorted by key.
 
@@ -184,10 +186,22 @@ def run_grid(
     after a whole number of seeds: no new run starts once it has passed, and
     only seeds that finished for every problem and optimiser are kept, so the
     comparison stays balanced.
+
+    ``done`` holds rows of an earlier, interrupted grid (``--resume``): their
+    runs are not repeated, since a run is a pure function of its job.
+    ``on_rows`` sees each new run's rows as soon as it ends, so a checkpoint
+    survives a kill.
     """
     top = max(budgets)
     seed_list = list(seeds)
-    grid = [Job(p, o, s, top) for s in seed_list for p in problems for o in optimizers]
+    finished = completed_runs(done, budgets)
+    grid = [
+        Job(p, o, s, top)
+        for s in seed_list
+        for p in problems
+        for o in optimizers
+        if (p, o, s) not in finished
+    ]
     # f_star first, in this process: the surrogate's estimate is a search of its own.
     f_stars = {p: get_problem(p).f_star for p in problems}
     started = time.monotonic()
@@ -196,14 +210,20 @@ def run_grid(
         return deadline_s is not None and time.monotonic() - started > deadline_s
 
     results: list[RunResult] = []
+
+    def record(result: RunResult) -> None:
+        results.append(result)
+        if on_rows:
+            on_rows(rows_of(result, budgets, f_stars[result.job.problem]))
+        if progress:
+            progress(result, len(results), len(grid))
+
     if jobs <= 1:
         warm_up(optimizers)
         for job in grid:
             if expired():
                 break
-            results.append(run_job(job))
-            if progress:
-                progress(results[-1], len(results), len(grid))
+            record(run_job(job))
     else:
         # spawn: workers start clean of this process's threads and BLAS state.
         context = multiprocessing.get_context("spawn")
@@ -215,21 +235,77 @@ def run_grid(
             for job in itertools.islice(queue, 2 * jobs):
                 running.add(pool.submit(run_job, job))
             while running:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    results.append(future.result())
-                    if progress:
-                        progress(results[-1], len(results), len(grid))
+                finished_now, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished_now:
+                    record(future.result())
                     if not expired():
                         running |= {pool.submit(run_job, j) for j in itertools.islice(queue, 1)}
-    per_seed = len(problems) * len(optimizers)
-    complete = {s for s in seed_list if sum(r.job.seed == s for r in results) == per_seed}
-    results = [r for r in results if r.job.seed in complete]
-    results.sort(key=lambda r: (r.job.problem, r.job.optimizer, r.job.seed))
-    rows: list[dict[str, Any]] = []
+    rows = [r for r in done if (r["problem"], r["optimizer"], int(r["seed"])) in finished]
     for result in results:
         rows += rows_of(result, budgets, f_stars[result.job.problem])
+    return balanced(rows, problems, optimizers, seed_list)
+
+
+def completed_runs(
+    rows: Iterable[dict[str, Any]], budgets: Sequence[int]
+) -> set[tuple[str, str, int]]:
+    """(problem, optimiser, seed) whose rows cover exactly ``budgets``."""
+    seen: dict[tuple[str, str, int], set[int]] = {}
+    for row in rows:
+        key = (str(row["problem"]), str(row["optimizer"]), int(row["seed"]))
+        seen.setdefault(key, set()).add(int(row["budget"]))
+    return {key for key, got in seen.items() if got == set(budgets)}
+
+
+def balanced(
+    rows: Iterable[dict[str, Any]],
+    problems: Sequence[str],
+    optimizers: Sequence[str],
+    seeds: Iterable[int],
+) -> list[dict[str, Any]]:
+    """Rows of the seeds that finished for every problem and optimiser, sorted by key."""
+    wanted = set(seeds)
+    keep = [
+        r
+        for r in rows
+        if r["problem"] in problems and r["optimizer"] in optimizers and int(r["seed"]) in wanted
+    ]
+    runs: dict[int, set[tuple[str, str]]] = {}
+    for r in keep:
+        runs.setdefault(int(r["seed"]), set()).add((r["problem"], r["optimizer"]))
+    per_seed = len(set(problems)) * len(set(optimizers))
+    complete = {s for s, got in runs.items() if len(got) == per_seed}
+    keep = [r for r in keep if int(r["seed"]) in complete]
+    keep.sort(key=lambda r: (r["problem"], r["optimizer"], int(r["seed"]), int(r["budget"])))
+    return keep
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows written by ``write_csv``/``append_csv``, typed back; empty if there is no file."""
+    if not path.exists():
+        return []
+    rows = []
+    with path.open(newline="") as f:
+        for raw in csv.DictReader(f):
+            row: dict[str, Any] = dict(raw)
+            for key in ("seed", "budget", "evaluations"):
+                row[key] = int(row[key])
+            for key in ("best_value", "best_true", "f_star", "simple_regret", "wall_s"):
+                row[key] = float(row[key]) if row[key] != "" else math.nan
+            rows.append(row)
     return rows
+
+
+def append_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Add rows to a checkpoint CSV, writing the header if it is new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS))
+        if new:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(row[k]) for k in CSV_COLUMNS})
 
 
 def _cell(value: Any) -> Any:

@@ -70,6 +70,13 @@ def optimizers(
             "that finished for every problem and optimiser."
         ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the runs already in the checkpoint (OUT with .partial.csv) and run "
+            "only the rest."
+        ),
+    ] = False,
     out: Annotated[
         Path, typer.Option(help="The CSV of every run; the table goes beside it as .md.")
     ] = Path("experiments/results/optimizers.csv"),
@@ -82,7 +89,7 @@ def optimizers(
     from autotune.bench.competitors import EXTERNAL, competitor_names, unavailable
     from autotune.bench.problems import PROBLEMS, get_problem
     from autotune.bench.report import markdown, write_markdown
-    from autotune.bench.runner import RunResult, run_grid, write_csv
+    from autotune.bench.runner import RunResult, append_csv, read_csv, run_grid, write_csv
 
     budgets = sorted(set(budget or [30, 60]))
     if min(budgets) < 1 or seeds < 1 or jobs < 1:
@@ -112,13 +119,35 @@ def optimizers(
 
     started, load = datetime.now(UTC), os.getloadavg()[0]
     deadline = None if max_minutes is None else max_minutes * 60
+    checkpoint = out.with_suffix(".partial.csv")
+    try:
+        earlier = read_csv(checkpoint) if resume else []
+    except (OSError, KeyError, ValueError) as exc:
+        fail(f"{checkpoint}: not a benchmark checkpoint ({exc}); remove it or drop --resume")
+    if not resume:
+        checkpoint.unlink(missing_ok=True)
     rows = run_grid(
-        problem_names, names, range(seeds), budgets, jobs, progress, deadline_s=deadline
+        problem_names,
+        names,
+        range(seeds),
+        budgets,
+        jobs,
+        progress,
+        deadline_s=deadline,
+        done=earlier,
+        on_rows=lambda new: append_csv(new, checkpoint),
     )
     if not rows:
-        fail("the time box ended before one seed finished for every problem and optimiser")
+        fail(
+            "the time box ended before one seed finished for every problem and optimiser; "
+            f"finished runs are kept in {checkpoint} for --resume"
+        )
     write_csv(rows, out)
     done_seeds = sorted({int(r["seed"]) for r in rows})
+    if len(done_seeds) == seeds:
+        checkpoint.unlink(missing_ok=True)
+    else:
+        typer.echo(f"finished runs are kept in {checkpoint}; add --resume to go on", err=True)
 
     import pandas as pd
 

@@ -49,6 +49,36 @@ def test_bench_optimizers_writes_the_csv_and_the_table(tmp_path: Path) -> None:
     assert strip(out) == strip(again)
 
 
+def test_bench_optimizers_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "x.csv"
+    checkpoint = tmp_path / "x.partial.csv"
+    args = ["bench", "optimizers", "--budget", "4", "--budget", "6", "--problems", "branin"]
+    args += ["--optimizers", "random,lhs", "--jobs", "1", "--out", str(out)]
+    full = runner.invoke(app, [*args, "--seeds", "3"])
+    assert full.exit_code == 0, full.output
+    assert not checkpoint.exists()  # every seed finished
+    reference = out.read_text()
+
+    # An interrupted grid: five of the six runs made it into the checkpoint.
+    lines = reference.splitlines(keepends=True)
+    kept = [line for line in lines[1:] if not line.startswith("branin,random,2,")]
+    assert len(kept) == 10  # five runs, two budgets each
+    checkpoint.write_text(lines[0] + "".join(kept))
+    resumed = runner.invoke(app, [*args, "--seeds", "3", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "[1/1] branin random seed 2" in resumed.output  # only the missing run
+
+    def strip(text: str) -> list[list[str]]:
+        return [row[:-2] + row[-1:] for row in csv.reader(text.splitlines())]
+
+    assert strip(out.read_text()) == strip(reference)
+    assert not checkpoint.exists()
+
+    checkpoint.write_text("not,a\ncheckpoint,file\n")
+    bad = runner.invoke(app, [*args, "--seeds", "3", "--resume"])
+    assert bad.exit_code == 2 and "x.partial.csv" in bad.output
+
+
 def test_bench_optimizers_refuses_unknown_names(tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["bench", "optimizers", "--problems", "nope", "--out", str(tmp_path / "x.csv")]
