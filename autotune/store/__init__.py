@@ -2,6 +2,7 @@
 
 from autotune.store._store import (
     FINISHED,
+    Analysis,
     Experiment,
     LeaseConflict,
     Proposal,
@@ -16,6 +17,7 @@ from autotune.store._store import (
 
 __all__ = [
     "FINISHED",
+    "Analysis",
     "Experiment",
     "LeaseConflict",
     "Proposal",

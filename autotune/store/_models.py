@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -119,6 +120,18 @@ class TrialRow(Base):
     metrics: Mapped[list[MetricRow]] = relationship(
         cascade="all, delete-orphan", order_by="MetricRow.name", lazy="selectin"
     )
+
+
+class AnalysisRow(Base):
+    """A derived result kept with its experiment: a knob ranking, a verification."""
+
+    __tablename__ = "analyses"
+    __table_args__ = (Index("ix_analyses_experiment_kind", "experiment_id", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # analyze | verify
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class MetricRow(Base):

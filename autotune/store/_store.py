@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from autotune.store._models import (
     AgentRow,
+    AnalysisRow,
     ExperimentRow,
     MetricRow,
     SpecRow,
@@ -104,6 +105,16 @@ class Experiment:
         if budget is None or started is None:
             return None
         return _aware(datetime.fromisoformat(str(started))) + timedelta(seconds=float(budget))
+
+
+@dataclass
+class Analysis:
+    """A derived result stored with an experiment; ``kind`` says which (analyze, verify)."""
+
+    kind: str
+    result: dict[str, Any]
+    created_at: datetime
+    id: int | None = field(default=None, compare=False)
 
 
 FINISHED = ("ok", "failed")
@@ -544,6 +555,34 @@ class Store:
             if row is None:
                 raise StoreError(f"experiment {experiment.name!r} is gone")
             row.optimizer_state = state
+
+    def add_analysis(
+        self,
+        experiment: Experiment,
+        kind: str,
+        result: dict[str, Any],
+        created_at: datetime | None = None,
+    ) -> Analysis:
+        """Keep a derived result; earlier ones of the same kind stay, as history."""
+        with self._session() as session:
+            row = AnalysisRow(
+                experiment_id=experiment.id,
+                kind=kind,
+                created_at=created_at or now(),
+                result=result,
+            )
+            session.add(row)
+            session.flush()
+            return Analysis(row.kind, row.result, _aware(row.created_at), row.id)
+
+    def analyses(self, experiment: Experiment, kind: str | None = None) -> list[Analysis]:
+        """An experiment's analyses, oldest first; only ``kind`` ones if given."""
+        with self._session() as session:
+            query = select(AnalysisRow).where(AnalysisRow.experiment_id == experiment.id)
+            if kind is not None:
+                query = query.where(AnalysisRow.kind == kind)
+            rows = session.scalars(query.order_by(AnalysisRow.created_at, AnalysisRow.id))
+            return [Analysis(r.kind, r.result, _aware(r.created_at), r.id) for r in rows]
 
     def experiment_of_trial(self, trial_id: int) -> Experiment:
         with self._session() as session:

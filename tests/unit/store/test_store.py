@@ -286,6 +286,23 @@ def test_optimizer_state_and_settings_round_trip(
 # -- URLs ----------------------------------------------------------------------------------------
 
 
+def test_analyses_are_kept_per_experiment_and_kind(
+    store: Store, make_experiment: MakeExperiment
+) -> None:
+    a, b = make_experiment("a"), make_experiment("b")
+    first = store.add_analysis(a, "analyze", {"ranking": ["work_mem", "shared_buffers"]})
+    store.add_analysis(a, "verify", {"ratio": 1.1})
+    store.add_analysis(a, "analyze", {"ranking": ["shared_buffers"]})
+    assert [x.kind for x in store.analyses(a)] == ["analyze", "verify", "analyze"]
+    latest = store.analyses(a, "analyze")
+    assert [x.result["ranking"] for x in latest] == [
+        ["work_mem", "shared_buffers"],
+        ["shared_buffers"],
+    ]
+    assert latest[0].id == first.id and latest[0].created_at.tzinfo is not None
+    assert store.analyses(b) == []
+
+
 def test_default_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("AUTOTUNE_STORE", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -1,8 +1,8 @@
 """Stores made by earlier releases: refused with the upgrade command, then upgraded intact.
 
 tests/data/stores/ keeps one real SQLite store per released schema, each made by
-that release's `autotune tune` on a real PostgreSQL (v0.2.0: 3 trials of tiny-tpcb,
---optimizer random, run to the end).
+that release's `autotune tune` on a real PostgreSQL (v0.2.0 and v0.3.0: 3 trials of
+tiny-tpcb, --optimizer random, run to the end).
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ def test_old_store_is_refused_then_upgraded_without_loss(old: Path, tmp_path: Pa
     assert trials[0].is_baseline and trials[0].metrics["tps"] > 0
     # v0.1.0 had no status (its experiments can be resumed); v0.2.0 ran to the end.
     assert experiment.status == ("running" if old.stem == "v0.1.0" else "done")
+    # v0.4.0: no analyses before it; one can be kept now.
+    assert store.analyses(experiment) == []
+    store.add_analysis(experiment, "analyze", {"top": ["work_mem"]})
+    assert [a.result for a in store.analyses(experiment, "analyze")] == [{"top": ["work_mem"]}]
     # v0.3.0: every earlier trial ran the full length, once; no optimiser state was kept.
     assert all(t.fidelity == 1.0 and not t.repeat and t.full for t in trials)
     assert experiment.optimizer_state is None
@@ -78,4 +82,4 @@ def test_an_upgraded_store_resumes_with_racing(old: Path, tmp_path: Path) -> Non
 
 
 def test_the_stores_exist() -> None:
-    assert [p.name for p in STORES] == ["v0.1.0.db", "v0.2.0.db"]
+    assert [p.name for p in STORES] == ["v0.1.0.db", "v0.2.0.db", "v0.3.0.db"]
