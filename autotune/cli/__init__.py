@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from autotune.cli import knobs, results, service
+from autotune.cli import baseline, knobs, results, service
 from autotune.cli.tune import tune
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command()(results.best)
 app.command()(service.server)
 app.add_typer(service.agents_app, name="agents")
 app.command()(service.agent)
+app.add_typer(baseline.app, name="baseline")
 app.add_typer(__import__("autotune.cli.bench", fromlist=["app"]).app, name="bench")
 
 

@@ -1,0 +1,114 @@
+"""autotune baseline pgtune: the config a rule-based tool would give, to compare against."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from autotune._resources import resolve
+from autotune.baseline.pgtune import DB_TYPES, STORAGES, PgtuneInput, pgtune_config
+from autotune.cli._common import err, fail, friendly
+from autotune.cli._format import render
+from autotune.spec import Machine, Unit, load_spec
+from autotune.spec._units import format_quantity, parse_quantity
+
+SOURCE = "https://github.com/le0pard/pgtune"
+
+app = typer.Typer(
+    help="Rule-based baseline configs (pgtune) to compare tuned configs against.",
+    no_args_is_help=True,
+)
+
+
+@app.callback()
+def _group() -> None:
+    """Rule-based baseline configs (pgtune) to compare tuned configs against."""
+
+
+class BaselineFormat(StrEnum):
+    conf = "conf"
+    sql = "sql"
+    json = "json"
+
+
+_BYTES = Unit.parse("B")
+
+
+def parse_memory(text: str) -> int:
+    """``8GB``, ``512MB``, ``1.5GB`` in bytes; a bare number is refused as ambiguous."""
+    if re.fullmatch(r"\s*[\d.]+\s*", text):
+        raise ValueError(f"--memory {text!r} needs a unit, e.g. 8GB or 512MB")
+    try:
+        return int(parse_quantity(text, _BYTES))
+    except ValueError as exc:
+        raise ValueError(f"--memory {text!r}: {exc}") from None
+
+
+@app.command()
+@friendly
+def pgtune(
+    db_type: Annotated[
+        str, typer.Option("--db-type", help=f"One of: {', '.join(DB_TYPES)}.")
+    ] = "mixed",
+    storage: Annotated[str, typer.Option(help=f"One of: {', '.join(STORAGES)}.")] = "ssd",
+    connections: Annotated[
+        int | None,
+        typer.Option(help="max_connections. Default: pgtune's for the db type (20 to 300)."),
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option(help="Total memory, e.g. 8GB. Default: this host's.")
+    ] = None,
+    cpus: Annotated[int | None, typer.Option(help="CPU count. Default: this host's.")] = None,
+    system: Annotated[
+        str, typer.Option(help="Knob spec: a built-in name or a .yaml file.")
+    ] = "postgres",
+    format: Annotated[BaselineFormat, typer.Option("--format", "-f")] = BaselineFormat.conf,
+) -> None:
+    """Print pgtune's settings for a machine as a config of the spec, like `autotune best`.
+
+    Only the knobs pgtune sets are printed; notes on what did not carry over
+    (clipped to the spec's bounds, or not in the spec) go to stderr.
+    """
+    host = Machine.local()
+    try:
+        inp = PgtuneInput(
+            memory_bytes=host.memory_bytes if memory is None else parse_memory(memory),
+            cpus=host.cpus if cpus is None else cpus,
+            db_type=db_type,
+            storage=storage,
+            connections=connections,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    # Bounds such as "25% memory" must be those of the machine pgtune is tuning for.
+    spec = load_spec(resolve("knobs", system), Machine(inp.memory_bytes, inp.cpus))
+    try:
+        result = pgtune_config(spec, inp)
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False, soft_wrap=True)
+    chosen = {name: result.config[name] for name in result.applied}
+    if format is BaselineFormat.json:
+        meta = {
+            "baseline": "pgtune",
+            "source": SOURCE,
+            "input": {**asdict(inp), "connections": inp.max_connections},
+            "pgtune": result.settings,
+            "notes": result.notes,
+        }
+        typer.echo(render(spec, chosen, "json", meta))
+        return
+    mark = "#" if format is BaselineFormat.conf else "--"
+    header = (
+        f"{mark} pgtune ({SOURCE}): {format_quantity(inp.memory_bytes, _BYTES)} memory, "
+        f"{inp.cpus} CPUs, {inp.db_type}, {inp.storage}, {inp.max_connections} connections, "
+        f"PostgreSQL {inp.pg_version}"
+    )
+    typer.echo(header + "\n" + render(spec, chosen, format.value))
