@@ -13,7 +13,6 @@ domain for the synthetic problems, an estimate for the database surrogate.
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Callable, Sequence
@@ -24,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autotune._resources import builtin_dir
 from autotune.space import Space
 from autotune.spec import Config, Machine, Value, parse_spec
 
@@ -375,24 +373,31 @@ _ACKLEY10 = _synthetic(
 
 # -- the database surrogate ----------------------------------------------------------------
 def load_recorded(path: Path = PG_RECORDED) -> dict[str, Any]:
-    """A recorded experiment: ``{"header": {...}, "trials": [...]}``.
+    """A recorded experiment as an export document (``autotune export``, format version 1).
 
-    ``trials`` is verbatim ``autotune trials NAME --format json``; the header
-    adds what that output lacks and the surrogate needs: the knobs, the
-    machine the space was resolved on and the spec text the experiment used.
+    ``experiment`` holds the spec text and the settings (knobs, and the machine
+    the space was resolved on); ``trials`` every trial. A file in the older
+    recorded format (``{"header": ..., "trials": ...}``) is converted on reading.
+    Raises ``ValueError`` naming the file and the field if it cannot be used.
     """
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data, dict) or "header" not in data or "trials" not in data:
-        raise ValueError(f"{path}: expected an object with 'header' and 'trials'")
-    return data
+    from autotune.store import StoreError, read_export
+
+    try:
+        return read_export(path)
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None
 
 
-def recorded_space(header: dict[str, Any]) -> Space:
-    """The recorded experiment's space: its spec and knobs on its recorded machine."""
-    machine = Machine(**header["machine"])
-    spec_text = header.get("spec_content") or (builtin_dir("knobs") / "postgres.yaml").read_text()
-    spec = parse_spec(spec_text, str(header.get("spec_path", "postgres.yaml")), machine)
-    return Space(spec, list(header["knobs"]), machine)
+def recorded_space(experiment: dict[str, Any]) -> Space:
+    """The recorded experiment's space: its spec and knobs on its recorded machine.
+
+    ``experiment`` is the ``experiment`` object of ``load_recorded``'s document.
+    """
+    settings = experiment["settings"]
+    machine = Machine(**settings["machine"])
+    spec = experiment["spec"]
+    parsed = parse_spec(spec["content"], Path(spec["path"]).name or "<recorded spec>", machine)
+    return Space(parsed, list(settings["knobs"]), machine)
 
 
 def training_trials(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -488,8 +493,7 @@ def pg_surrogate(path: Path = PG_RECORDED, n_sample: int = 20_000, n_starts: int
     (``n_sample`` random configs plus the recorded ones, then coordinate descent).
     """
     data = load_recorded(path)
-    header = data["header"]
-    space = recorded_space(header)
+    space = recorded_space(data["experiment"])
     trials = training_trials(data["trials"])
     if len(trials) < 10:
         raise ValueError(f"{path}: only {len(trials)} usable trials; the surrogate needs 10")
@@ -541,41 +545,3 @@ def get_problem(name: str) -> Problem:
     except KeyError:
         raise ValueError(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)}") from None
     return make()
-
-
-def export_recorded(store_url: str, experiment: str, path: Path) -> int:
-    """Write ``experiment``'s trials (as ``autotune trials --format json``) with a header.
-
-    Returns the number of trials written.
-    """
-    from autotune.store import Store
-
-    store = Store(store_url)
-    try:
-        exp = store.require_experiment(experiment)
-        rows = store.trials(exp)
-    finally:
-        store.close()
-    settings = exp.settings
-    header = {
-        "experiment": exp.name,
-        "system": exp.system,
-        "workload": exp.workload_name,
-        "objective_metric": exp.objective_metric,
-        "direction": exp.direction,
-        "optimizer": exp.optimizer,
-        "seed": exp.seed,
-        "budget": exp.budget,
-        "knobs": list(settings.get("knobs", [])),
-        "machine": settings.get("machine"),
-        "duration_s": settings.get("duration_s"),
-        "spec_path": Path(exp.spec_path).name,
-        "spec_hash": exp.spec_hash,
-        "spec_content": exp.spec_content,
-        "trials_from": f"autotune trials {exp.name} --format json",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({"header": header, "trials": [t.to_json() for t in rows]}, indent=1) + "\n"
-    )
-    return len(rows)

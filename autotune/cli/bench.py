@@ -223,13 +223,24 @@ def export_recorded(
         Path | None, typer.Option(help="Default: experiments/recorded/NAME.json.")
     ] = None,
 ) -> None:
-    """Write an experiment's trials (as `autotune trials --format json`) with a header
-    (knobs, machine, spec) for the benchmark's database surrogate."""
+    """Write an experiment for the benchmark's database surrogate, as `autotune export` does.
+
+    The file is the versioned export format (format version 1): the experiment with
+    its spec, settings (knobs, machine) and every trial.
+    """
     from autotune.bench import problems
+    from autotune.cli._common import open_store
+    from autotune.store import StoreError, export_experiment, write_export
 
     path = out or problems.RECORDED_DIR / f"{name}.json"
-    count = problems.export_recorded(store, name, path)
-    typer.echo(f"wrote {count} trials to {path}")
+    try:
+        with open_store(store) as st:
+            doc = export_experiment(st, name)
+        write_export(doc, path)
+    except StoreError as exc:
+        fail(str(exc))
+        return
+    typer.echo(f"wrote {len(doc['trials'])} trials to {path}")
 
 
 app.command("optimizers")(optimizers)

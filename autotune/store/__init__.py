@@ -1,5 +1,11 @@
 """The results store: SQLAlchemy models, repository and Alembic migrations."""
 
+from autotune.store._exchange import (
+    export_experiment,
+    import_experiment,
+    read_export,
+    write_export,
+)
 from autotune.store._store import (
     FINISHED,
     Analysis,
@@ -25,7 +31,11 @@ __all__ = [
     "StoreError",
     "Trial",
     "default_url",
+    "export_experiment",
+    "import_experiment",
     "now",
+    "read_export",
     "token_hash",
     "upgrade",
+    "write_export",
 ]

@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import secrets
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -404,6 +405,109 @@ class Store:
         experiment = self.experiment(name)
         assert experiment is not None
         return experiment
+
+    def restore_experiment(
+        self,
+        experiment: Experiment,
+        trials: Sequence[Trial],
+        analyses: Sequence[Analysis] = (),
+    ) -> Experiment:
+        """Insert an experiment recorded elsewhere, exactly as given, in one transaction.
+
+        Unlike ``create_experiment``, the recorded ``created_at``, ``status``,
+        ``optimizer_state`` and settings are kept, and every trial goes in with
+        every recorded field (``lease_id`` aside: leases are never copied) plus
+        its metrics, then the analyses. All or nothing: any failure (the name
+        taken, a trial number twice, a bad metric) leaves the store unchanged.
+        ``experiment.id`` and the trials' and analyses' ids are ignored.
+        Spec and workload rows are shared by content hash, as ``create_experiment``
+        shares them: if the store already holds that content, that row is used.
+        """
+        for trial in trials:
+            _check_numbers(trial)
+        e = experiment
+        try:
+            with self._session() as session:
+                taken = session.scalar(select(ExperimentRow.id).where(ExperimentRow.name == e.name))
+                if taken is not None:
+                    raise StoreError(f"experiment {e.name!r} already exists in {self.safe_url}")
+                spec_id = self._put_spec(
+                    session, e.system, e.spec_content, e.spec_hash, e.spec_path
+                )
+                workload_id = self._put_workload(
+                    session,
+                    e.workload_name,
+                    e.workload_content,
+                    e.workload_hash,
+                    e.workload_path,
+                    dict(e.workload_files),
+                )
+                row = ExperimentRow(
+                    name=e.name,
+                    spec_id=spec_id,
+                    workload_id=workload_id,
+                    objective_metric=e.objective_metric,
+                    direction=e.direction,
+                    optimizer=e.optimizer,
+                    seed=e.seed,
+                    settings=e.settings,
+                    status=e.status,
+                    created_at=e.created_at,
+                    optimizer_state=e.optimizer_state,
+                )
+                session.add(row)
+                session.flush()
+                for t in trials:
+                    trial_row = TrialRow(
+                        experiment_id=row.id,
+                        number=t.number,
+                        config=t.config,
+                        is_baseline=t.is_baseline,
+                        fidelity=t.fidelity,
+                        repeat=t.repeat,
+                        status=t.status,
+                        status_history=[list(item) for item in t.status_history],
+                        objective=t.objective,
+                        proposed_at=t.proposed_at,
+                        started_at=t.started_at,
+                        finished_at=t.finished_at,
+                        agent=t.agent,
+                        lease_expires_at=t.lease_expires_at,
+                        attempts=t.attempts,
+                        timings=t.timings,
+                        not_applied=t.not_applied,
+                        error=t.error,
+                        log_excerpt=t.log_excerpt,
+                    )
+                    trial_row.metrics = [
+                        MetricRow(name=k, value=float(v)) for k, v in t.metrics.items()
+                    ]
+                    session.add(trial_row)
+                    session.flush()  # one trial at a time: a clash names its number
+                for a in analyses:
+                    session.add(
+                        AnalysisRow(
+                            experiment_id=row.id,
+                            kind=a.kind,
+                            created_at=a.created_at,
+                            result=a.result,
+                        )
+                    )
+                session.flush()
+        except IntegrityError as exc:
+            counts = Counter(t.number for t in trials)
+            twice = sorted(n for n, k in counts.items() if k > 1)
+            if twice:
+                raise StoreError(
+                    f"cannot import experiment {e.name!r}: trial {twice[0]} appears twice"
+                ) from None
+            if self.experiment(e.name) is not None:
+                taken_msg = f"experiment {e.name!r} already exists in {self.safe_url}"
+                raise StoreError(taken_msg) from None
+            raise StoreError(f"cannot import experiment {e.name!r}: {exc.orig}") from None
+        restored = self.experiment(e.name)
+        assert restored is not None
+        return restored
 
     def experiment(self, name: str) -> Experiment | None:
         with self._session() as session:

@@ -28,7 +28,7 @@ def _installed(module: str) -> bool:
 
 def _pg_like() -> Problem:
     """The recorded pgbench space with a cheap loss: special values and constraints, no model."""
-    space = recorded_space(load_recorded(PG_RECORDED)["header"])
+    space = recorded_space(load_recorded(PG_RECORDED)["experiment"])
     return Problem(
         name="pg-like",
         description="test",

@@ -118,11 +118,13 @@ def test_every_problem_is_registered() -> None:
 
 def test_recorded_pgbench_trials() -> None:
     data = load_recorded(PG_RECORDED)
-    header, trials = data["header"], data["trials"]
-    assert header["workload"] == "pgbench-tpcb" and header["machine"]["cpus"] >= 1
-    assert len(header["knobs"]) == 12 and len(trials) == 80
-    space = recorded_space(header)
-    assert space.names == header["knobs"]
+    experiment, trials = data["experiment"], data["trials"]
+    assert data["format"] == "autotune-experiment" and data["version"] == 1
+    settings = experiment["settings"]
+    assert experiment["workload"]["name"] == "pgbench-tpcb" and settings["machine"]["cpus"] >= 1
+    assert len(settings["knobs"]) == 12 and len(trials) == 80
+    space = recorded_space(experiment)
+    assert space.names == settings["knobs"]
     usable = training_trials(trials)
     assert len(usable) >= 70
     assert training_trials([{**trials[0], "fidelity": 1 / 3}]) == []
@@ -130,7 +132,7 @@ def test_recorded_pgbench_trials() -> None:
 
 def test_surrogate_model_and_its_minimum_estimate() -> None:
     data = load_recorded(PG_RECORDED)
-    space = recorded_space(data["header"])
+    space = recorded_space(data["experiment"])
     trials = training_trials(data["trials"])
     model = fit_surrogate(space, trials)
     X = space.encode_many(t["config"] for t in trials)
