@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from autotune.cli import baseline, exchange, knobs, replay, results, service
+from autotune.cli import analyze, baseline, exchange, knobs, replay, results, service
 from autotune.cli.tune import tune
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command()(service.server)
 app.add_typer(service.agents_app, name="agents")
 app.command()(service.agent)
 app.add_typer(baseline.app, name="baseline")
+app.command()(analyze.analyze)
 app.command("export")(exchange.export)
 app.command("import")(exchange.import_)
 app.command()(replay.replay)
