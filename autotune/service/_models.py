@@ -153,6 +153,11 @@ class ExperimentCreate(Strict):
         description="Wall seconds from now after which no new trial is proposed "
         "(default: none; left out on a resume, the recorded budget and clock are kept).",
     )
+    warm_start: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        default="none",
+        description="Seed the optimiser with a past experiment's trials: none, auto (the "
+        "most similar past workload by its internal metrics) or an experiment's name.",
+    )
 
 
 class ExperimentOut(BaseModel):
@@ -419,7 +424,7 @@ class OutcomeIn(Strict):
     """autotune.agent.TrialOutcome as an agent reports it."""
 
     status: Literal["ok", "failed"]
-    metrics: dict[MetricName, Finite] = Field(default_factory=dict, max_length=200)
+    metrics: dict[MetricName, Finite] = Field(default_factory=dict, max_length=2000)
     timings: dict[MetricName, Annotated[Finite, Field(ge=0)]] = Field(
         default_factory=dict, max_length=100
     )

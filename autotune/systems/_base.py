@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from autotune.spec import Config, Spec
+from autotune.systems._host import HOST_GAUGES, host_snapshot
 
 
 class SystemError_(RuntimeError):
@@ -39,6 +41,11 @@ class System(ABC):
     """A tunable system, driven by an agent."""
 
     spec: Spec
+
+    metric_gauges: ClassVar[frozenset[str]] = HOST_GAUGES
+    """Names from ``metrics_snapshot`` that are levels at an instant (free memory, live
+    rows): a trial keeps their value at its end. Every other name is a running total,
+    and a trial keeps how much it grew. A subclass adding gauges extends this set."""
 
     @abstractmethod
     def start(self) -> None:
@@ -74,3 +81,14 @@ class System(ABC):
 
     def log_excerpt(self) -> str:
         return ""
+
+    def metrics_snapshot(self) -> dict[str, float]:
+        """Internal metrics now, flat ``name -> value``, taken just before and just after
+        the measured phase so a trial can say why it was fast or slow (OtterTune-style).
+
+        By default this host's counters from /proc, which every system on the host
+        shares; a system overrides it to add its own, keeping ``super()``'s. It must
+        cost little (tens of milliseconds) and may raise: the agent then leaves the
+        trial's internal metrics out and carries on.
+        """
+        return host_snapshot()

@@ -22,6 +22,7 @@ from psycopg2 import sql
 
 from autotune.spec import APPLY_RANK, Config, Knob, KnobValueError, Spec, Unit, Value
 from autotune.systems._base import ApplyReport, ConfigFailed, System, SystemError_
+from autotune.systems.postgres._metrics import PG_GAUGES, pg_snapshot
 from autotune.systems.postgres._sandbox import Sandbox
 
 AUTO_CONF = "postgresql.auto.conf"
@@ -37,6 +38,8 @@ _ENV_KEYS = {
 
 class PostgresSystem(System):
     """A managed sandbox (the default) or an existing server reached by ``dsn``."""
+
+    metric_gauges = System.metric_gauges | PG_GAUGES
 
     def __init__(
         self,
@@ -112,6 +115,13 @@ class PostgresSystem(System):
         if self.sandbox is None:
             return ""
         return self.sandbox.log_since(self._log_offset)
+
+    def metrics_snapshot(self) -> dict[str, float]:
+        """The server's statistics views (``pg.*``) plus the host's (``host.*``): one
+        short connection, a handful of constant queries."""
+        with self.connect(timeout_s=5) as conn:
+            pg = pg_snapshot(conn)
+        return {**super().metrics_snapshot(), **pg}
 
     # -- lifecycle --------------------------------------------------------------------
     def restartable(self) -> bool:
