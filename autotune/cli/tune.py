@@ -47,6 +47,7 @@ from autotune.tuner import (
     Summary,
     TuningError,
     check_repeats,
+    check_warm_start,
     default_repeats,
     describe,
     open_experiment,
@@ -220,7 +221,27 @@ def tune(
     seed: Annotated[int | None, typer.Option(help="Random seed. Default 0.")] = None,
     knobs: Annotated[
         str | None,
-        typer.Option(help="Knobs to tune: a,b,c or group:NAME from the spec. Default: all."),
+        typer.Option(
+            help="Knobs to tune: a,b,c, group:NAME from the spec, or top:K with --from "
+            "(the K most important knobs by a past experiment's analysis). Default: all."
+        ),
+    ] = None,
+    from_experiment: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="With --knobs top:K: the experiment whose knob ranking (autotune analyze) "
+            "picks the knobs.",
+        ),
+    ] = None,
+    warm_start: Annotated[
+        str | None,
+        typer.Option(
+            "--warm-start",
+            help="Seed the optimiser with a past experiment's trials: none, auto (the most "
+            "similar past workload, by internal metrics) or an experiment name. Default none.",
+            show_default=False,
+        ),
     ] = None,
     allow_unsafe: Annotated[
         bool, typer.Option("--allow-unsafe", help="Also tune knobs that risk committed data.")
@@ -254,6 +275,10 @@ def tune(
     spec_file = resolve("knobs", system)
     spec = load_spec(spec_file)
     wl = load_workload(workload)
+    if from_experiment is not None and not (knobs or "").startswith("top:"):
+        fail("--from goes with --knobs top:K")
+    if (knobs or "").startswith("top:"):
+        knobs = _top_knobs(knobs or "", from_experiment, spec, store, allow_unsafe)
     if wl.system != spec.system:
         fail(f"workload {wl.name!r} is for system {wl.system!r}, not {spec.system!r}")
     if spec.system != "postgres" and spec.applier != "postgres":
@@ -282,6 +307,7 @@ def tune(
             "allow_unsafe": allow_unsafe or None,
             "repeats": repeats,
             "time_budget_s": time_budget,
+            "warm_start": warm_start,
         }
         request.update({k: v for k, v in optional.items() if v is not None})
         if knobs is not None:
@@ -304,6 +330,8 @@ def tune(
             duration = recorded.settings.get("duration_s") if duration is None else duration
             if knobs is None:
                 knobs = ",".join(recorded.settings.get("knobs", []))
+            if warm_start is None:
+                warm_start = recorded.settings.get("warm_start")
             if repeats is None and recorded.settings.get("repeats") is not None:
                 repeats = min(recorded.repeats, max(0, trials - 2))
         optimizer = optimizer or DEFAULT_OPTIMIZER
@@ -312,6 +340,7 @@ def tune(
         check_repeats(trials, repeats)
         if optimizer not in OPTIMIZERS:
             fail(f"unknown optimizer {optimizer!r}; choose one of {', '.join(sorted(OPTIMIZERS))}")
+        warm_start = check_warm_start(st, warm_start, spec.system, wl.objective_metric)
         restartable = dsn is None or restart_command is not None
         selection = select_knobs(spec, knobs, allow_unsafe=allow_unsafe, restartable=restartable)
         for note in selection.notes:
@@ -328,6 +357,7 @@ def tune(
             budget=trials,
             repeats=repeats,
             time_budget_s=time_budget,
+            warm_start=warm_start,
         )
         exp, resumed = open_experiment(st, spec, wl, options)
         done = len(st.trials(exp, finished_only=True))
@@ -337,6 +367,7 @@ def tune(
             f"{len(selection.names)} knobs, optimizer {optimizer}, {trials} trials"
             + (f", the last {repeats} re-measuring the best" if repeats else "")
             + (f", at most {time_budget:g}s" if time_budget else "")
+            + (f", warm start {warm_start}" if warm_start != "none" else "")
             + (f" ({done} recorded)" if resumed else "")
         )
         if done >= trials:
@@ -388,6 +419,35 @@ def tune(
         if interrupted:
             console.print(f"resume with: autotune tune … --experiment {name}")
             raise typer.Exit(130)
+
+
+def _top_knobs(
+    knobs: str, source: str | None, spec: Spec, store: str | None, allow_unsafe: bool
+) -> str:
+    """``top:K`` as a comma list: the K best-ranked knobs of ``source`` that this spec
+    has and may tune (unsafe ones only with --allow-unsafe)."""
+    from autotune.analysis import top_knobs
+
+    text = knobs.removeprefix("top:")
+    if not text.isdigit() or int(text) < 1:
+        fail(f"--knobs {knobs}: K must be a whole number of at least 1")
+    if source is None:
+        fail(f"--knobs {knobs} needs --from EXPERIMENT: the experiment whose analysis ranks them")
+    assert source is not None
+    with open_store(store) as st:
+        ranked = top_knobs(st, source, len(spec.knobs) + 1000)
+    eligible = [
+        n
+        for n in ranked
+        if n in spec.knobs
+        and spec.knobs[n].tunable
+        and (allow_unsafe or spec.knobs[n].safety != "unsafe")
+    ]
+    picked = eligible[: int(text)]
+    if not picked:
+        fail(f"--knobs {knobs}: none of {source}'s ranked knobs can be tuned with {spec.path}")
+    console.print(f"note: --knobs {knobs} --from {source}: {', '.join(picked)}")
+    return ",".join(picked)
 
 
 def _tune_remote(

@@ -57,6 +57,7 @@ from autotune.tuner import (
     SessionOptions,
     TuningError,
     check_repeats,
+    check_warm_start,
     open_experiment,
     select_knobs,
     summarize,
@@ -230,7 +231,12 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
             repeats=body.repeats,
             time_budget_s=body.time_budget_s,
             restart_clock=restart_clock,
+            warm_start=body.warm_start,
         )
+        try:
+            check_warm_start(store, body.warm_start, spec.system, workload.objective_metric)
+        except TuningError as exc:
+            raise _unprocessable(str(exc)) from None
         try:
             check_repeats(options.budget, options.resolved_repeats)
         except TuningError as exc:
@@ -452,6 +458,7 @@ def _with_recorded(body: ExperimentCreate, existing: Experiment) -> ExperimentCr
         "allow_unsafe": settings.get("allow_unsafe", False),
         "machine": settings.get("machine"),
         "time_budget_s": settings.get("time_budget_s"),
+        "warm_start": settings.get("warm_start"),
     }
     if "repeats" in settings and "repeats" not in given:
         # Kept, but never more than a budget given now leaves room for.

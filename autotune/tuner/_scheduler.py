@@ -30,6 +30,7 @@ from autotune.spec import Machine, parse_spec
 from autotune.store import Experiment, Proposal, Store, Trial, now
 from autotune.tuner._racing import plan_repeats
 from autotune.tuner._tuner import TuningError, loss_of
+from autotune.tuner._warm import WarmStart, baseline_value, resolve_warm_start
 
 log = logging.getLogger("autotune.tuner")
 
@@ -79,6 +80,7 @@ class _Cache:
     told: set[int] = field(default_factory=set)
     saved_state: dict[str, Any] | None = None  # what the store holds, to save only changes
     from_state: bool = False  # built with the stored state loaded
+    warm_done: bool = False  # the warm start (if any) has been resolved and told
 
 
 def _count(trials: list[Trial]) -> dict[str, int]:
@@ -102,45 +104,68 @@ class Scheduler:
     def _lease_s(self, experiment: Experiment) -> float:
         return float(experiment.settings.get("lease_s") or self.lease_s)
 
+    def _build(self, experiment: Experiment, warm: WarmStart | None = None) -> _Cache:
+        """A new optimiser with the stored state loaded, told the warm start's trials first."""
+        space = experiment_space(experiment)
+        optimizer = make_optimizer(experiment.optimizer, space, experiment.seed)
+        cached = _Cache(experiment.optimizer, optimizer)
+        state = experiment.optimizer_state
+        if state is not None:
+            # Before the history is told again: the state says how to read it.
+            try:
+                optimizer.load_state(state)
+            except Exception as exc:  # a stale or foreign state is a cache miss, not an error
+                log.warning(
+                    "experiment %s: optimiser state not loaded (%s); rebuilt from trials",
+                    experiment.name,
+                    exc,
+                )
+                optimizer = make_optimizer(experiment.optimizer, space, experiment.seed)
+                cached = _Cache(experiment.optimizer, optimizer)
+            else:
+                cached.saved_state = state
+                cached.from_state = True
+        if warm is not None:
+            for config, loss in warm.observations:
+                optimizer.tell(config, loss)
+        asked = experiment.settings.get("warm_start") or "none"
+        cached.warm_done = warm is not None or asked == "none"
+        return cached
+
     def _history(self, experiment: Experiment) -> tuple[list[Trial], Optimizer]:
         """The experiment's trials and an optimiser told every finished one.
 
         Finished trials never change, so they are kept between calls and only
         new or unfinished ones are read again: proposing stays cheap at
         thousands of trials. The store stays the only truth; several
-        schedulers each keep their own copy.
+        schedulers each keep their own copy. A warm start is resolved once the
+        baseline has finished; the optimiser is then rebuilt, told the past
+        trials before this experiment's own.
         """
         cached = self._cache.get(experiment.id)
         if cached is None or cached.optimizer_name != experiment.optimizer:
-            space = experiment_space(experiment)
-            optimizer = make_optimizer(experiment.optimizer, space, experiment.seed)
-            cached = _Cache(experiment.optimizer, optimizer)
-            state = experiment.optimizer_state
-            if state is not None:
-                # Before the history is told again: the state says how to read it.
-                try:
-                    optimizer.load_state(state)
-                except Exception as exc:  # a stale or foreign state is a cache miss, not an error
-                    log.warning(
-                        "experiment %s: optimiser state not loaded (%s); rebuilt from trials",
-                        experiment.name,
-                        exc,
-                    )
-                    optimizer = make_optimizer(experiment.optimizer, space, experiment.seed)
-                    cached = _Cache(experiment.optimizer, optimizer)
-                else:
-                    cached.saved_state = state
-                    cached.from_state = True
+            cached = self._build(experiment)
             self._cache[experiment.id] = cached
         open_numbers = [n for n, t in cached.trials.items() if not t.finished]
         last = max(cached.trials, default=0)
         for trial in self.store.history(experiment, after=last, numbers=open_numbers):
             cached.trials[trial.number] = trial
+        trials = [cached.trials[n] for n in sorted(cached.trials)]
+        if not cached.warm_done and baseline_value(trials) is not None:
+            fresh = self.store.require_experiment(experiment.name)  # settings as decided
+            warm = resolve_warm_start(
+                self.store, fresh, trials, cached.optimizer.space, experiment_space
+            )
+            if warm is not None and warm.observations:
+                rebuilt = self._build(fresh, warm)
+                rebuilt.trials = cached.trials
+                cached = self._cache[experiment.id] = rebuilt
+            cached.warm_done = True
+        for trial in trials:
             if trial.finished and trial.number not in cached.told:
                 loss = loss_of(trial, experiment.direction)
                 cached.optimizer.tell(trial.config, loss, fidelity=trial.fidelity)
                 cached.told.add(trial.number)
-        trials = [cached.trials[n] for n in sorted(cached.trials)]
         cached.optimizer.reseed(len(trials))
         return trials, cached.optimizer
 

@@ -107,6 +107,7 @@ class SessionOptions:
     # Start the time budget's clock now. A service resume that only follows an
     # experiment (time budget left out, so taken from the record) keeps the old clock.
     restart_clock: bool = True
+    warm_start: str = "none"  # none | auto | a past experiment's name (see _warm)
 
     @property
     def resolved_repeats(self) -> int:
@@ -123,6 +124,7 @@ class SessionOptions:
             "parallelism": self.parallelism,
             "repeats": self.resolved_repeats,
             "time_budget_s": self.time_budget_s,
+            "warm_start": self.warm_start,
         }
         if self.lease_s is not None:
             out["lease_s"] = self.lease_s
@@ -180,6 +182,9 @@ def open_experiment(
             changed.append(
                 f"{label} is {options.settings()[key]!r}, recorded {recorded.get(key)!r}"
             )
+    was_warm = recorded.get("warm_start") or "none"
+    if was_warm != options.warm_start:
+        changed.append(f"--warm-start is {options.warm_start!r}, recorded {was_warm!r}")
     if existing.optimizer != options.optimizer:
         changed.append(f"--optimizer is {options.optimizer!r}, recorded {existing.optimizer!r}")
     if existing.seed != options.seed:

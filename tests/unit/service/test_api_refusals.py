@@ -184,7 +184,7 @@ REPORT_422: list[tuple[dict[str, Any], str]] = [
     ({"metrics": {"bad name": 1.0}}, "body.outcome.metrics.bad name.[key]"),
     ({"metrics": {"tps": "fast"}}, "body.outcome.metrics.tps"),
     ({"metrics": {"tps": True}}, "body.outcome.metrics.tps"),
-    ({"metrics": {f"m{i}": 1.0 for i in range(201)}}, "body.outcome.metrics"),
+    ({"metrics": {f"m{i}": 1.0 for i in range(2001)}}, "body.outcome.metrics"),
     ({"timings": {"measure_s": -1.0}}, "body.outcome.timings.measure_s"),
     ({"status_history": [[]]}, "body.outcome.status_history.0"),
     ({"status_history": "apply"}, "body.outcome.status_history"),
