@@ -122,7 +122,9 @@ def map_workload(
     """Candidates by distance of their predicted metrics from this experiment's, closest first.
 
     ``space_of(experiment)`` gives an experiment's space. A candidate's model is a
-    random forest from its knob encoding to its standardised metric rates.
+    random forest from its knob encoding to its standardised metric rates: the
+    representatives of its latest analysis when it has one, else every metric
+    both experiments measured that varies in the candidate.
     """
     from sklearn.ensemble import RandomForestRegressor
 
@@ -147,6 +149,10 @@ def map_workload(
             continue
         names = [names[i] for i in keep]
         Y = Y[:, keep]
+        pruned = [i for i, n in enumerate(names) if n in _representatives(store, other)]
+        if len(pruned) >= MIN_METRICS:  # OtterTune maps on the pruned metrics only
+            names = [names[i] for i in pruned]
+            Y = Y[:, pruned]
         mean, std = Y.mean(axis=0), Y.std(axis=0)
         space = space_of(other)
         X = space.encode_many(t.config for t in theirs)
@@ -168,6 +174,15 @@ def map_workload(
         distance = float(np.mean(np.sqrt(np.mean((predicted - observed) ** 2, axis=1))))
         scored.append(Candidate(other, distance, len(names)))
     return sorted(scored, key=lambda c: (c.distance is None, c.distance or 0.0))
+
+
+def _representatives(store: Store, experiment: Experiment) -> set[str]:
+    """The pruned metric set of the experiment's latest ``autotune analyze``, if any."""
+    found = store.analyses(experiment, "analyze")
+    if not found:
+        return set()
+    metrics = found[-1].result.get("metrics") or {}
+    return {str(n) for n in metrics.get("representatives") or []}
 
 
 @dataclass(frozen=True)

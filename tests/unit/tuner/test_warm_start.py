@@ -308,6 +308,27 @@ def test_auto_maps_by_metric_rates_not_totals(
     assert [c for c, _ in told[:12]] == [t.config for t in store.trials(similar)]
 
 
+def test_auto_maps_on_the_candidates_pruned_metrics_when_analysed(
+    store: Store, experiment: Callable[..., Experiment], space: Space
+) -> None:
+    similar = experiment("similar", budget=12)
+    fill(store, similar, past_configs(space, 12, seed=5), level=0.5, seconds=10.0, speed=1.0)
+    exp = experiment("new", warm_start="auto", budget=4)
+    lease_and_report(Scheduler(store), seconds=60.0)
+    (everything,) = map_workload(store, exp, experiment_space, store.trials(exp))
+    assert everything.metrics == len(RATES) + 1
+
+    pruned = ["pg.database.xact_commit", "pg.wal.wal_bytes", "host.cpu.user_s"]
+    store.add_analysis(similar, "analyze", {"metrics": {"representatives": pruned}})
+    (mapped,) = map_workload(store, exp, experiment_space, store.trials(exp))
+    assert mapped.metrics == 3 and mapped.distance is not None
+
+    # Too few of the representatives were measured here: all shared metrics are used.
+    store.add_analysis(similar, "analyze", {"metrics": {"representatives": pruned[:2]}})
+    (fallback,) = map_workload(store, exp, experiment_space, store.trials(exp))
+    assert fallback.metrics == len(RATES) + 1
+
+
 def test_auto_leaves_out_experiments_of_another_objective(
     store: Store, experiment: Callable[..., Experiment], space: Space
 ) -> None:
