@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from autotune.cli import app
 from autotune.cli._common import console
-from autotune.cli.tune import _print_summary
+from autotune.cli.tune import _print_summary, _top_knobs
 from autotune.optimizers import OPTIMIZERS
 from autotune.spec import Machine, Spec
-from autotune.store import Trial
+from autotune.store import Experiment, Store, Trial
 from autotune.tuner import DEFAULT_OPTIMIZER, summary_of
 from tests.unit._support import MACHINE, ROOT
 
@@ -149,3 +149,49 @@ def test_when_nothing_beats_the_baseline(spec: Spec) -> None:
     assert "best          trial 1 (2 runs), median 100.5 tps: the baseline; no config beat it" in (
         out
     )
+
+
+# -- --knobs top:K --from NAME ----------------------------------------------------------------
+
+
+def test_top_k_takes_the_best_ranked_knobs_this_spec_may_tune(
+    store: Store, make_experiment: Callable[..., Experiment], postgres_spec: Spec
+) -> None:
+    past = make_experiment("past")
+    ranking = ["fsync", "shared_buffers", "not_a_knob", "work_mem", "random_page_cost"]
+    store.add_analysis(
+        past, "analyze", {"combined": [{"name": n, "rank": i + 1} for i, n in enumerate(ranking)]}
+    )
+    url = store.url
+    # fsync is unsafe and not_a_knob is not in the spec: both are passed over.
+    assert _top_knobs("top:2", "past", postgres_spec, url, False) == "shared_buffers,work_mem"
+    assert _top_knobs("top:2", "past", postgres_spec, url, True) == "fsync,shared_buffers"
+    assert _top_knobs("top:9", "past", postgres_spec, url, False).split(",") == [
+        "shared_buffers",
+        "work_mem",
+        "random_page_cost",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--knobs", "top:0", "--from", "past"], "K must be a whole number of at least 1"),
+        (["--knobs", "top:x", "--from", "past"], "K must be a whole number of at least 1"),
+        (["--knobs", "top:3"], "needs --from EXPERIMENT"),
+        (["--from", "past"], "--from goes with --knobs top:K"),
+        (["--knobs", "top:3", "--from", "ghost"], "ghost"),
+        (["--warm-start", "ghost"], "--warm-start: no experiment 'ghost'"),
+    ],
+)
+def test_top_k_and_warm_start_mistakes_are_one_clear_error(
+    args: list[str], message: str, store_url: str
+) -> None:
+    result = runner.invoke(
+        app,
+        ["tune", "--system", SPEC, "--workload", WORKLOAD, *args, "--store", store_url],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
