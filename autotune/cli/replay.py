@@ -34,7 +34,6 @@ from autotune.replay import (
     result_json,
     run_interleaved,
     summarize_runs,
-    verdict,
 )
 from autotune.replay import (
     replay as run_replay,
@@ -221,6 +220,18 @@ def _fmt_ci(low: float | None, high: float | None) -> str:
     return "—" if low is None or high is None else f"{low:.3f}–{high:.3f}"
 
 
+def _short_verdict(arm: ArmSummary) -> str:
+    """The table's verdict; the stored result keeps the full sentence (``verdict``)."""
+    if arm.label == "default":
+        return "reference"
+    if arm.ratio is None:
+        return "no comparison"
+    change = f"{(arm.ratio - 1) * 100:+.1f}%"
+    if arm.significant is None:
+        return f"{change}, no CI"
+    return f"{change}, " + ("significant" if arm.significant else "NOT significant")
+
+
 def _print_verify(
     experiment: Experiment,
     summaries: list[ArmSummary],
@@ -240,7 +251,7 @@ def _print_verify(
             "—" if s.median is None else f"{s.median:.6g}",
             "1" if s.label == "default" else ("—" if s.ratio is None else f"{s.ratio:.3f}"),
             "" if s.label == "default" else _fmt_ci(s.ci_low, s.ci_high),
-            verdict(s, "default"),
+            _short_verdict(s),
         )
     console.print(table)
     if versus is not None:
@@ -252,8 +263,9 @@ def _print_verify(
             + ("significant" if significant else "NOT significant (CI includes 1)")
         )
     console.print(
-        f"[dim]ratios > 1 are better; each round runs every config once, in rotating order, "
-        f"after one discarded settling run; {wall_s:.0f}s in all[/]"
+        f"[dim]ratios > 1 are better; NOT significant: the 95% CI includes 1. Each round runs "
+        f"every config once, in rotating order, after one discarded settling run; "
+        f"{wall_s:.0f}s in all[/]"
     )
 
 

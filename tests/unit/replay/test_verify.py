@@ -365,7 +365,7 @@ def test_verify_cli_prints_the_table_and_stores_every_run(
     out = result.stdout
     assert "verifying exp: default, best; 3 rounds in rotating order" in out
     assert re.search(r"│ default +│ +3 │ +504 │ 1 ", out), out  # 1000 × 0.5 + 4096 / 1024
-    assert re.search(r"│ best +│ +3 │ +908 │ 1\.802 .*significant \(95% CI excludes 1\)", out)
+    assert re.search(r"│ best +│ +3 │ +908 │ 1\.802 .*│ \+80\.2%, significant", out), out
     (analysis,) = store.analyses(recorded, "verify")
     data = analysis.result
     assert [(r["round"], r["label"]) for r in data["runs"]] == [
