@@ -14,8 +14,8 @@ from rich.console import Console
 
 from autotune.spec import Spec, SpecError
 from autotune.store import Store, StoreError, default_url
-from autotune.systems import SystemError_
-from autotune.systems.postgres import PostgresSystem, Sandbox
+from autotune.systems import System, SystemError_
+from autotune.systems._registry import Target, make_system
 from autotune.tuner import TuningError
 
 console = Console(highlight=False, soft_wrap=True)
@@ -40,23 +40,34 @@ RestartCommandOption = Annotated[
 DataDirOption = Annotated[
     Path | None, typer.Option(help="With --dsn: the server's data directory, for rollback.")
 ]
+KnobsDirOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--knobs-dir",
+        exists=True,
+        file_okay=False,
+        dir_okay=True,
+        show_default=False,
+        help="A directory of knob specs (<name>.yaml), searched before $AUTOTUNE_KNOBS_PATH "
+        "and the built-in specs. Repeatable; the first match wins.",
+    ),
+]
+
+
+def system_factory(target: Target) -> Callable[[Spec], System]:
+    """What the agent loop needs to build its system: the spec's applier, at ``target``."""
+
+    def make(spec: Spec) -> System:
+        return make_system(spec, target)
+
+    return make
 
 
 def postgres_target(
     dsn: str | None, restart_command: str | None, data_dir: Path | None
-) -> Callable[[Spec], PostgresSystem]:
-    """What the agent loop needs to build its system: a managed sandbox, or the DSN's server."""
-
-    def make(spec: Spec) -> PostgresSystem:
-        return PostgresSystem(
-            spec,
-            sandbox=None if dsn else Sandbox(),
-            dsn=dsn,
-            restart_command=restart_command,
-            data_dir=data_dir,
-        )
-
-    return make
+) -> Callable[[Spec], System]:
+    """A managed sandbox, or the server at ``dsn``: the target options every command takes."""
+    return system_factory(Target(dsn=dsn, restart_command=restart_command, data_dir=data_dir))
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,17 +1,25 @@
-"""autotune knobs validate|show"""
+"""autotune knobs validate|show|import, and ``systems`` (registered as ``autotune systems``)"""
 
 from __future__ import annotations
 
+import json
+import signal
+from enum import StrEnum
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from autotune.cli._common import console, err, friendly
+from autotune._resources import known_specs, search_dirs
+from autotune.cli._common import KnobsDirOption, console, err, fail, friendly
 from autotune.spec import SpecError, load_spec
 
-app = typer.Typer(help="Check and inspect knob specs.", no_args_is_help=True)
+app = typer.Typer(help="Check, inspect and generate knob specs.", no_args_is_help=True)
+
+IMPORTABLE = ("postgres",)
 
 
 @app.command()
@@ -64,3 +72,85 @@ def show(file: Annotated[Path, typer.Argument(help="Spec file.")]) -> None:
         console.print(f"constraint: {constraint.text}", markup=False)
     for name, members in spec.groups.items():
         console.print(f"group {name}: {', '.join(members)}", markup=False)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+
+
+@app.command("import")
+@friendly
+def import_(
+    system: Annotated[str, typer.Argument(help=f"System to read: {', '.join(IMPORTABLE)}.")],
+    dsn: Annotated[
+        str | None,
+        typer.Option(help="Read this server's settings instead of a managed sandbox's."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the spec here (after a successful import)."),
+    ] = None,
+) -> None:
+    """Generate a knob spec from a live server: PostgreSQL's pg_settings.
+
+    By default a managed sandbox is started, read and destroyed; the spec goes to
+    stdout: autotune knobs import postgres > knobs/my-postgres.yaml
+    """
+    if system not in IMPORTABLE:
+        fail(f"cannot import {system!r}: supported systems: {', '.join(IMPORTABLE)}")
+    from autotune.systems.postgres._import import fetch_settings, import_settings
+
+    if dsn is None:
+        err.print("starting a managed PostgreSQL sandbox to read pg_settings…")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        rows, version, source = fetch_settings(dsn)
+    except KeyboardInterrupt:
+        fail("interrupted" + ("; the sandbox was removed" if dsn is None else ""), 130)
+        return
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    imported = import_settings(rows, server_version=version, source=source)
+    if output is not None:
+        output.write_text(imported.text)
+        where = str(output)
+    else:
+        typer.echo(imported.text, nl=False)
+        where = "stdout"
+    err.print(f"PostgreSQL {version}: {imported.summary()} -> {where}", markup=False)
+
+
+class ListFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def systems(
+    knobs_dir: KnobsDirOption = None,
+    format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.text,
+) -> None:
+    """List the knob specs a name can resolve to: --knobs-dir, $AUTOTUNE_KNOBS_PATH, built-in.
+
+    The first file of a name wins; one that hides another of the same name says so.
+    """
+    dirs = list(knobs_dir or ())
+    specs = known_specs(dirs)
+    if format is ListFormat.json:
+        typer.echo(json.dumps([s.to_json() for s in specs], indent=2))
+    else:
+        table = Table()
+        for col in ("name", "system", "knobs", "origin", "path", "status"):
+            table.add_column(col, overflow="fold")
+        for spec in specs:
+            status = spec.status
+            table.add_row(
+                spec.name,
+                spec.system or "?",
+                "?" if spec.knobs is None else str(spec.knobs),
+                spec.origin,
+                str(spec.path),
+                status if spec.valid else f"[red]{escape(status)}[/]",
+            )
+        console.print(table)
+        searched = "; ".join(d.describe() for d in search_dirs("knobs", dirs))
+        console.print(f"searched: {searched}", markup=False)

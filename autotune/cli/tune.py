@@ -39,6 +39,7 @@ from autotune.service import AdminClient, ServiceError
 from autotune.service._models import TrialOut
 from autotune.spec import Config, Machine, Spec, load_spec
 from autotune.store import Trial
+from autotune.systems._registry import applier_kind, known_kinds
 from autotune.tuner import (
     DEFAULT_OPTIMIZER,
     LocalClient,
@@ -281,8 +282,9 @@ def tune(
         knobs = _top_knobs(knobs or "", from_experiment, spec, store, allow_unsafe)
     if wl.system != spec.system:
         fail(f"workload {wl.name!r} is for system {wl.system!r}, not {spec.system!r}")
-    if spec.system != "postgres" and spec.applier != "postgres":
-        fail(f"no applier for system {spec.system!r} yet (only postgres)")
+    kind = applier_kind(spec)
+    if kind not in known_kinds():
+        fail(f"spec {spec.path}: no applier {kind!r} (known: {', '.join(known_kinds())})")
     if server is not None:
         if dsn or restart_command or data_dir or apply_best or store:
             fail(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from autotune.spec import Config, Spec
 from autotune.systems._host import HOST_GAUGES, host_snapshot
@@ -35,6 +35,9 @@ class ApplyReport:
     apply_s: float = 0.0
     restart_s: float = 0.0
     not_applied: dict[str, str] = field(default_factory=dict)
+
+
+S = TypeVar("S", bound="System")
 
 
 class System(ABC):
@@ -78,6 +81,15 @@ class System(ABC):
     def restartable(self) -> bool:
         """Whether restart-class knobs can be applied here."""
         return True
+
+    def find(self, kind: type[S]) -> S | None:
+        """This system, or the part of a composite one, that is a ``kind``: how a
+        workload reaches the server it drives (pgbench needs the PostgreSQL part)."""
+        return self if isinstance(self, kind) else None
+
+    def placeholders(self) -> dict[str, str]:
+        """Values a command workload may name in its argv, such as ``{port}``."""
+        return {}
 
     def log_excerpt(self) -> str:
         return ""

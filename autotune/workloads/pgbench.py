@@ -32,9 +32,10 @@ _FAILED_RE = re.compile(r"^number of failed transactions: (\d+)", re.M)
 
 
 def _postgres(system: System) -> PostgresSystem:
-    if not isinstance(system, PostgresSystem):
+    found = system.find(PostgresSystem)
+    if found is None:
         raise WorkloadError("pgbench workloads need a postgres system")
-    return system
+    return found
 
 
 def parse_summary(output: str) -> dict[str, float]:

@@ -15,6 +15,7 @@ from autotune.cli import app
 from autotune.service import AdminClient, HttpClient, create_app
 from autotune.spec import Machine
 from autotune.store import Store
+from autotune.systems._registry import Target
 from tests.unit._support import MACHINE
 from tests.unit.service._support import (
     ADMIN,
@@ -112,13 +113,18 @@ def test_server_binds_loopback_by_default_and_says_where_the_docs_are(
 def fake_system(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """`autotune agent`'s make_system builds this instead of a PostgreSQL sandbox."""
     built: list[Any] = []
-    monkeypatch.setattr("autotune.cli._common.Sandbox", lambda: "sandbox")
 
-    def system(spec: Any, **kwargs: Any) -> dict[str, Any]:
-        built.append(kwargs)
-        return kwargs
+    def system(spec: Any, target: Target) -> dict[str, Any]:
+        made = {
+            "managed": target.managed,
+            "dsn": target.dsn,
+            "restart_command": target.restart_command,
+            "data_dir": target.data_dir,
+        }
+        built.append(made)
+        return made
 
-    monkeypatch.setattr("autotune.cli._common.PostgresSystem", system)
+    monkeypatch.setattr("autotune.cli._common.make_system", system)
     return built
 
 
@@ -137,7 +143,7 @@ def test_agent_once_runs_every_trial_and_restores(
     assert len(re.findall(r"exp trial +\d+  ok  tps=", result.output)) == 3
     assert "3 trials run" in result.output
     assert fake_system == [
-        {"sandbox": "sandbox", "dsn": None, "restart_command": None, "data_dir": None}
+        {"managed": True, "dsn": None, "restart_command": None, "data_dir": None}
     ]
     assert [a.stopped for a in FakeAgent.instances] == [True]  # the system was restored
     trials = AdminClient(url, ADMIN).trials("exp")
@@ -168,8 +174,8 @@ def test_agent_refusals(served: tuple[str, Store]) -> None:
     unknown = invoke("agent", "--server", url, "--once", AUTOTUNE_AGENT_TOKEN="u" * 43)
     assert unknown.exit_code == 2
     assert "403: unknown agent token" in unknown.output
-    other = invoke("agent", "--server", url, "--system", "mysql", AUTOTUNE_AGENT_TOKEN="u" * 43)
-    assert other.exit_code == 2 and "agents can tune postgres" in other.output
+    other = invoke("agent", "--server", url, "--system", "my sql", AUTOTUNE_AGENT_TOKEN="u" * 43)
+    assert other.exit_code == 2 and "'my sql' is not a system name" in other.output
     stray = invoke("agent", "--server", url, "--data-dir", "/x", AUTOTUNE_AGENT_TOKEN="u" * 43)
     assert stray.exit_code == 2 and "need --dsn" in stray.output
 

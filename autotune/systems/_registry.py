@@ -1,0 +1,83 @@
+"""Which System class drives a spec: chosen by the spec's applier, never by its name.
+
+A new system is registered by writing a spec: its ``applier`` says how values
+reach it (``postgres``, ``linux``, or a generic kind such as ``command-args``),
+and the class registered for that kind does the rest. ``Target`` carries where
+the system lives, the same for every kind, so the CLI and the agent need no
+per-system code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autotune.spec import Spec
+from autotune.systems._base import System, SystemError_
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the tuned system lives. Defaults: a managed sandbox, this host."""
+
+    dsn: str | None = None  # an existing server instead of a managed one
+    restart_command: str | None = None
+    data_dir: Path | None = None
+    root: Path = Path("/")  # host parameters: where proc/sys and sys are (tests: a copy)
+    journal_dir: Path | None = None  # host parameters: originals kept here until restored
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def managed(self) -> bool:
+        return self.dsn is None
+
+
+Factory = Callable[[Spec, Target], System]
+_FACTORIES: dict[str, Factory] = {}
+
+
+def register(kind: str, factory: Factory) -> None:
+    """Make ``applier: kind`` (or ``applier: {kind: …}``) build systems with ``factory``."""
+    _FACTORIES[kind] = factory
+
+
+def applier_kind(spec: Spec) -> str:
+    """The spec's applier kind: a string, or the ``kind`` of an applier mapping; a spec
+    without one is driven by the applier named like its system."""
+    applier = spec.applier
+    if isinstance(applier, dict):
+        return str(applier.get("kind", ""))
+    return str(applier or spec.system)
+
+
+def _load_builtin() -> None:
+    """Import the built-in system packages; each registers its kinds."""
+    import importlib
+
+    for module in ("postgres", "linux", "generic"):
+        try:
+            importlib.import_module(f"autotune.systems.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"autotune.systems.{module}":
+                raise
+
+
+def make_system(spec: Spec, target: Target) -> System:
+    """The System for ``spec`` at ``target``; SystemError_ names the known kinds if none fits."""
+    _load_builtin()
+    kind = applier_kind(spec)
+    factory = _FACTORIES.get(kind)
+    if factory is None:
+        known = ", ".join(sorted(_FACTORIES)) or "none"
+        raise SystemError_(f"spec {spec.path}: no applier {kind!r} (known: {known})")
+    return factory(spec, target)
+
+
+def known_kinds() -> list[str]:
+    _load_builtin()
+    return sorted(_FACTORIES)
+
+
+__all__ = ["Factory", "Target", "applier_kind", "known_kinds", "make_system", "register"]
