@@ -384,9 +384,10 @@ def _replay_offline(
     )
     for run in runs:
         reached = (
-            f"reached the recorded best's prediction at trial {run.reached_recorded_at}"
+            f"first tried a config as good as the recorded best (predicted) at trial "
+            f"{run.reached_recorded_at}"
             if run.reached_recorded_at is not None
-            else "did not reach the recorded best's prediction"
+            else "never tried a config as good as the recorded best (predicted)"
         )
         console.print(
             f"{optimizer} seed {run.seed}  best {run.best:.6g} {metric} (predicted) at trial "

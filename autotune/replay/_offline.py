@@ -111,7 +111,9 @@ class ReplayRun:
     seed: int
     best: float  # the forest's objective at the config with the best observed value
     best_trial: int  # 1-based evaluation that found it
-    reached_recorded_at: int | None  # first evaluation at or past the recorded best (predicted)
+    # First evaluation of a config the forest puts at or past the recorded best. With
+    # noise the incumbent (``curve``) may still be a worse config, as a tuner's would be.
+    reached_recorded_at: int | None
     curve: list[float] = field(default_factory=list)  # best-so-far objective, per evaluation
 
 
@@ -136,9 +138,8 @@ def replay(
         for i, ev in enumerate(evaluator.evaluations, start=1):
             if ev.observed is not None and ev.true is not None and ev.observed < best_obs:
                 best_obs, best_true, best_at = ev.observed, ev.true, i
-            value = sign * best_true if not math.isnan(best_true) else math.nan
-            curve.append(value)
-            if reached is None and not math.isnan(value) and sign * value <= sign * target:
+            curve.append(sign * best_true if not math.isnan(best_true) else math.nan)
+            if reached is None and ev.true is not None and ev.true <= sign * target:
                 reached = i
         out.append(ReplayRun(seed, sign * best_true, best_at, reached, curve))
     return out
