@@ -56,7 +56,7 @@ def _load_builtin() -> None:
     """Import the built-in system packages; each registers its kinds."""
     import importlib
 
-    for module in ("postgres", "linux", "generic"):
+    for module in ("postgres", "linux", "generic", "sqlapplier"):
         try:
             importlib.import_module(f"autotune.systems.{module}")
         except ModuleNotFoundError as exc:
