@@ -87,7 +87,7 @@ class _InternalMetrics:
         after = self.after if self.after is not None else self._take()
         if after is None:
             return {}
-        return metric_deltas(before, after, self.system.metric_gauges)
+        return metric_deltas(before, after, self.system.gauges())
 
 
 class Agent:

@@ -12,7 +12,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from autotune.spec import Spec, SpecError
+from autotune._resources import resolve
+from autotune.spec import Machine, Spec, SpecError, composite_text, load_spec, parse_spec
 from autotune.store import Store, StoreError, default_url
 from autotune.systems import System, SystemError_
 from autotune.systems._registry import Target, make_system
@@ -52,6 +53,21 @@ KnobsDirOption = Annotated[
         "and the built-in specs. Repeatable; the first match wins.",
     ),
 ]
+
+
+def load_system_spec(system: str, machine: Machine | None = None) -> Spec:
+    """``--system``: a built-in spec name, a spec file, or parts joined by ``+``
+    (``postgres+linux``) for one joint space with namespaced knobs."""
+    if "+" not in system or Path(system).suffix in (".yaml", ".yml"):
+        return load_spec(resolve("knobs", system), machine)
+    parts: list[tuple[str, str, str]] = []
+    for name in system.split("+"):
+        path = resolve("knobs", name.strip())
+        part = load_spec(path, machine)
+        if any(ns == part.system for ns, _, _ in parts):
+            raise SpecError([f"--system {system}: {part.system!r} appears twice"])
+        parts.append((part.system, str(path), path.read_text()))
+    return parse_spec(composite_text(parts), system, machine)
 
 
 def system_factory(target: Target) -> Callable[[Spec], System]:

@@ -20,7 +20,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from autotune._resources import resolve
 from autotune.agent import AgentRunner, ExperimentInfo, Lease, RunnerEvents
 from autotune.cli._common import (
     DataDirOption,
@@ -30,6 +29,7 @@ from autotune.cli._common import (
     console,
     fail,
     friendly,
+    load_system_spec,
     open_store,
     postgres_target,
 )
@@ -37,7 +37,7 @@ from autotune.cli._format import formatted, render
 from autotune.optimizers import OPTIMIZERS
 from autotune.service import AdminClient, ServiceError
 from autotune.service._models import TrialOut
-from autotune.spec import Config, Machine, Spec, load_spec
+from autotune.spec import Config, Machine, Spec
 from autotune.store import Trial
 from autotune.systems._registry import applier_kind, known_kinds
 from autotune.tuner import (
@@ -273,14 +273,13 @@ def tune(
     store: StoreOption = None,
 ) -> None:
     """Tune a system: the baseline, then the optimiser's search, then repeats of the best."""
-    spec_file = resolve("knobs", system)
-    spec = load_spec(spec_file)
+    spec = load_system_spec(system)
     wl = load_workload(workload)
     if from_experiment is not None and not (knobs or "").startswith("top:"):
         fail("--from goes with --knobs top:K")
     if (knobs or "").startswith("top:"):
         knobs = _top_knobs(knobs or "", from_experiment, spec, store, allow_unsafe)
-    if wl.system != spec.system:
+    if not spec.drives(wl.system):
         fail(f"workload {wl.name!r} is for system {wl.system!r}, not {spec.system!r}")
     kind = applier_kind(spec)
     if kind not in known_kinds():
@@ -293,7 +292,7 @@ def tune(
             )
         request: dict[str, Any] = {
             "spec": spec.source,
-            "spec_path": str(spec_file),
+            "spec_path": spec.path,
             "workload": wl.source,
             "workload_name": wl.name,
             "workload_path": str(wl.path),

@@ -203,7 +203,7 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
         machine = _machine(body)
         spec = _spec(body, machine)
         workload = _workload(body)
-        if workload.system != spec.system:
+        if not spec.drives(workload.system):
             raise _unprocessable(
                 f"workload {workload.name!r} is for system {workload.system!r}, not {spec.system!r}"
             )

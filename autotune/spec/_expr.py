@@ -229,6 +229,17 @@ class Constraint:
     def names(self) -> frozenset[str]:
         return frozenset(_names(self.tree))
 
+    def renamed(self, names: Mapping[str, str], label: str = "") -> Constraint:
+        """The same constraint over renamed knobs (a composite spec's ``ns.knob``);
+        ``label`` prefixes its text, so messages still say where it came from."""
+
+        def walk(node: Node) -> Node:
+            if node[0] == "name":
+                return ("name", names.get(str(node[1]), str(node[1])))
+            return tuple(walk(c) if isinstance(c, tuple) else c for c in node)
+
+        return Constraint(f"{label}{self.text}", walk(self.tree))
+
     def holds(self, env: Mapping[str, float]) -> bool:
         _, op, left, right = self.tree
         return _COMPARE[str(op)](_eval(left, env), _eval(right, env))  # type: ignore[arg-type]

@@ -6,10 +6,11 @@ knob and the field, so a user fixing a spec sees the whole list in one go.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -45,6 +46,7 @@ KNOB_FIELDS = frozenset(
     }
 )
 SPEC_FIELDS = frozenset({"system", "description", "applier", "knobs", "constraints", "groups"})
+COMPOSITE_FIELDS = frozenset({"system", "description", "parts"})
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
@@ -167,10 +169,17 @@ class Spec:
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = ""
     path: str = "<memory>"
+    # A composite spec's parts, each under its namespace: knob "postgres.shared_buffers"
+    # is the postgres part's "shared_buffers". Empty for a plain spec.
+    parts: tuple[tuple[str, Spec], ...] = ()
 
     @property
     def content_hash(self) -> str:
         return hashlib.sha256(self.source.encode()).hexdigest()
+
+    def drives(self, system: str) -> bool:
+        """Whether a workload for ``system`` runs against this spec: its own, or a part's."""
+        return system == self.system or any(ns == system for ns, _ in self.parts)
 
     def defaults(self) -> Config:
         return {name: knob.default for name, knob in self.knobs.items()}
@@ -254,6 +263,86 @@ def load_spec(path: str | Path, machine: Machine | None = None) -> Spec:
     return parse_spec(text, str(path), machine)
 
 
+def composite_text(parts: Sequence[tuple[str, str, str]]) -> str:
+    """A composite spec's file text from its parts' (namespace, path, spec text).
+
+    The parts' texts are kept verbatim, so the composite is one self-contained
+    document that any tuner or agent parses back to the same spec.
+    """
+
+    class _Block(str):
+        pass
+
+    def block(dumper: yaml.SafeDumper, value: _Block) -> yaml.Node:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style="|")
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    _Dumper.add_representer(_Block, block)
+    doc = {
+        "system": "+".join(ns for ns, _, _ in parts),
+        "description": "Joint space of " + ", ".join(f"{ns} ({p})" for ns, p, _ in parts),
+        "parts": {ns: _Block(t if t.endswith("\n") else t + "\n") for ns, _, t in parts},
+    }
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+def _parse_composite(data: dict[Any, Any], text: str, path: str, machine: Machine) -> Spec:
+    """Knobs, constraints and groups of every part, renamed ``ns.name``; applied in order."""
+    problems = _Problems(path)
+    for key in sorted(set(data) - COMPOSITE_FIELDS, key=str):
+        problems.add(f"unknown field {key!r} in a composite spec", fld=str(key))
+    raw_parts = data.get("parts")
+    if not isinstance(raw_parts, dict) or not raw_parts:
+        problems.add("must map each part's namespace to its spec text", fld="parts")
+        raw_parts = {}
+    parts: list[tuple[str, Spec]] = []
+    for ns, part_text in raw_parts.items():
+        if not isinstance(ns, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", ns):
+            problems.add(f"namespace {ns!r} must be a plain name", fld="parts")
+            continue
+        if not isinstance(part_text, str):
+            problems.add("must be the part's spec text", fld=f"parts.{ns}")
+            continue
+        try:
+            part = parse_spec(part_text, f"{path}#{ns}", machine)
+        except SpecError as exc:
+            problems.lines += exc.problems
+            continue
+        if part.parts:
+            problems.add("a part cannot itself be composite", fld=f"parts.{ns}")
+            continue
+        parts.append((ns, part))
+    if problems.lines:
+        raise SpecError(problems.lines)
+    knobs: dict[str, Knob] = {}
+    constraints: list[Constraint] = []
+    groups: dict[str, tuple[str, ...]] = {}
+    for ns, part in parts:
+        names = {name: f"{ns}.{name}" for name in part.knobs}
+        for name, knob in part.knobs.items():
+            knobs[names[name]] = dataclasses.replace(knob, name=names[name])
+        constraints += [c.renamed(names, f"{ns}: ") for c in part.constraints]
+        for group, members in part.groups.items():
+            groups[f"{ns}.{group}"] = tuple(names[m] for m in members)
+    system = data.get("system")
+    expected = "+".join(ns for ns, _ in parts)
+    if system != expected:
+        raise SpecError([f"{path}: field 'system': must be {expected!r} for these parts"])
+    return Spec(
+        system=expected,
+        knobs=knobs,
+        constraints=tuple(constraints),
+        description=str(data.get("description") or ""),
+        applier={"kind": "composite"},
+        groups=groups,
+        source=text,
+        path=path,
+        parts=tuple(parts),
+    )
+
+
 def parse_spec(text: str, path: str = "<memory>", machine: Machine | None = None) -> Spec:
     machine = machine or Machine.local()
     problems = _Problems(path)
@@ -263,6 +352,8 @@ def parse_spec(text: str, path: str = "<memory>", machine: Machine | None = None
         raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise SpecError([f"{path}: a spec must be a mapping with 'system' and 'knobs'"])
+    if "parts" in data:
+        return _parse_composite(data, text, path, machine)
     for dup in duplicates:
         if dup.path[0] == "knobs" and len(dup.path) == 2:
             problems.add(f"duplicate knob {dup.path[1]!r} on line {dup.line}", fld="knobs")

@@ -82,6 +82,10 @@ class System(ABC):
         """Whether restart-class knobs can be applied here."""
         return True
 
+    def gauges(self) -> frozenset[str]:
+        """``metric_gauges`` of this system (a composite's: all its parts')."""
+        return self.metric_gauges
+
     def find(self, kind: type[S]) -> S | None:
         """This system, or the part of a composite one, that is a ``kind``: how a
         workload reaches the server it drives (pgbench needs the PostgreSQL part)."""

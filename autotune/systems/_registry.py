@@ -64,9 +64,17 @@ def _load_builtin() -> None:
                 raise
 
 
+def _composite(spec: Spec, target: Target) -> System:
+    from autotune.systems._composite import CompositeSystem
+
+    return CompositeSystem(spec, [(ns, make_system(part, target)) for ns, part in spec.parts])
+
+
 def make_system(spec: Spec, target: Target) -> System:
     """The System for ``spec`` at ``target``; SystemError_ names the known kinds if none fits."""
     _load_builtin()
+    if spec.parts:
+        return _composite(spec, target)
     kind = applier_kind(spec)
     factory = _FACTORIES.get(kind)
     if factory is None:
@@ -77,7 +85,7 @@ def make_system(spec: Spec, target: Target) -> System:
 
 def known_kinds() -> list[str]:
     _load_builtin()
-    return sorted(_FACTORIES)
+    return sorted({*_FACTORIES, "composite"})
 
 
 __all__ = ["Factory", "Target", "applier_kind", "known_kinds", "make_system", "register"]
