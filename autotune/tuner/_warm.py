@@ -34,6 +34,7 @@ log = logging.getLogger("autotune.tuner")
 
 MIN_SOURCE_TRIALS = 6  # a past experiment with fewer ok trials teaches nothing
 MIN_METRICS = 3  # mapping on fewer internal metrics is guessing
+MAX_GAP = 3.0  # a metric's standardised gap counts at most this much
 
 
 def gauges() -> frozenset[str]:
@@ -153,7 +154,11 @@ def map_workload(
         if len(pruned) >= MIN_METRICS:  # OtterTune maps on the pruned metrics only
             names = [names[i] for i in pruned]
             Y = Y[:, pruned]
-        mean, std = Y.mean(axis=0), Y.std(axis=0)
+        mean = Y.mean(axis=0)
+        # A metric (nearly) constant in the candidate would turn any difference into a huge
+        # z-score and decide the mapping alone: its spread is floored at 10% of its level,
+        # and each metric's standardised gap is capped (OtterTune bins into deciles).
+        std = np.maximum(Y.std(axis=0), np.maximum(0.1 * np.abs(mean), 1e-12))
         space = space_of(other)
         X = space.encode_many(t.config for t in theirs)
         model = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, random_state=0)
@@ -171,7 +176,8 @@ def map_workload(
         )
         observed = np.array([[rates(t, levels)[n] for n in names] for _, t in targets], dtype=float)
         observed = (observed - mean) / std
-        distance = float(np.mean(np.sqrt(np.mean((predicted - observed) ** 2, axis=1))))
+        gap = np.clip(predicted - observed, -MAX_GAP, MAX_GAP)
+        distance = float(np.mean(np.sqrt(np.mean(gap**2, axis=1))))
         scored.append(Candidate(other, distance, len(names)))
     return sorted(scored, key=lambda c: (c.distance is None, c.distance or 0.0))
 

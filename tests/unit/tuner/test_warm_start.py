@@ -109,6 +109,7 @@ def fill(
     seconds: float = 10.0,
     speed: float | None = None,
     noise_seed: int = 1,
+    extra: dict[str, float] | None = None,
 ) -> list[Trial]:
     """Finished trials: trial 1 (the first config) is the baseline; tps × ``level``;
     with ``speed``, internal counters too, measured over ``seconds``."""
@@ -117,7 +118,7 @@ def fill(
     for number, config in enumerate(configs, start=1):
         metrics = {"tps": tps(config) * level}
         if speed is not None:
-            for name, value in internal(config, seconds, speed).items():
+            for name, value in {**internal(config, seconds, speed), **(extra or {})}.items():
                 metrics[name] = value * (1 + 0.02 * rng.standard_normal())
         trial = Trial(
             number=number,
@@ -327,6 +328,30 @@ def test_auto_maps_on_the_candidates_pruned_metrics_when_analysed(
     store.add_analysis(similar, "analyze", {"metrics": {"representatives": pruned[:2]}})
     (fallback,) = map_workload(store, exp, experiment_space, store.trials(exp))
     assert fallback.metrics == len(RATES) + 1
+
+
+def test_one_metric_constant_in_a_candidate_cannot_decide_the_mapping(
+    store: Store, experiment: Callable[..., Experiment], space: Space
+) -> None:
+    # "similar" matches every rate but one it hardly varied: a per-run count (sessions
+    # opened) that shows up as a rate depending on the run's length. Standardised by its
+    # tiny spread it would be hundreds of standard deviations off and decide alone.
+    sessions = "pg.database.sessions"
+    similar = experiment("similar", budget=12)
+    configs = past_configs(space, 12, seed=5)
+    fill(store, similar, configs, level=0.5, speed=1.0, extra={sessions: 10.0})
+    different = experiment("different", budget=12)
+    fill(store, different, past_configs(space, 12, seed=6), speed=3.0, extra={sessions: 30.0})
+    exp = experiment("new", warm_start="auto", budget=4)
+    scheduler = Scheduler(store)
+    lease = scheduler.lease("a")
+    assert lease is not None
+    outcome = report(lease.config, 10.0)
+    outcome.metrics[sessions] = 50.0  # 5 per second, against 1 and 3
+    scheduler.report("a", lease.trial_id, lease.lease_id, outcome)
+    ranked = map_workload(store, exp, experiment_space, store.trials(exp))
+    assert [c.experiment.name for c in ranked] == ["similar", "different"]
+    assert ranked[0].distance is not None and ranked[0].distance < 2.0
 
 
 def test_auto_leaves_out_experiments_of_another_objective(
