@@ -15,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(knobs.app, name="knobs")
+app.command()(knobs.systems)
 app.add_typer(results.store_app, name="store")
 app.command()(tune)
 app.command()(results.experiments)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
@@ -55,14 +55,16 @@ KnobsDirOption = Annotated[
 ]
 
 
-def load_system_spec(system: str, machine: Machine | None = None) -> Spec:
-    """``--system``: a built-in spec name, a spec file, or parts joined by ``+``
-    (``postgres+linux``) for one joint space with namespaced knobs."""
+def load_system_spec(
+    system: str, machine: Machine | None = None, knobs_dirs: Sequence[Path] = ()
+) -> Spec:
+    """``--system``: a spec name (``--knobs-dir``, ``AUTOTUNE_KNOBS_PATH``, built-in), a
+    spec file, or parts joined by ``+`` (``postgres+linux``) for one joint space."""
     if "+" not in system or Path(system).suffix in (".yaml", ".yml"):
-        return load_spec(resolve("knobs", system), machine)
+        return load_spec(resolve("knobs", system, knobs_dirs), machine)
     parts: list[tuple[str, str, str]] = []
     for name in system.split("+"):
-        path = resolve("knobs", name.strip())
+        path = resolve("knobs", name.strip(), knobs_dirs)
         part = load_spec(path, machine)
         if any(ns == part.system for ns, _, _ in parts):
             raise SpecError([f"--system {system}: {part.system!r} appears twice"])

@@ -24,6 +24,7 @@ from autotune.agent import AgentRunner, ExperimentInfo, Lease, RunnerEvents
 from autotune.cli._common import (
     DataDirOption,
     DsnOption,
+    KnobsDirOption,
     RestartCommandOption,
     StoreOption,
     console,
@@ -270,10 +271,11 @@ def tune(
             help="With --server: the server's admin token (prefer the environment variable).",
         ),
     ] = None,
+    knobs_dir: KnobsDirOption = None,
     store: StoreOption = None,
 ) -> None:
     """Tune a system: the baseline, then the optimiser's search, then repeats of the best."""
-    spec = load_system_spec(system)
+    spec = load_system_spec(system, knobs_dirs=knobs_dir or ())
     wl = load_workload(workload)
     if from_experiment is not None and not (knobs or "").startswith("top:"):
         fail("--from goes with --knobs top:K")
