@@ -72,8 +72,8 @@ def select_knobs(
     if unsafe and not allow_unsafe:
         if explicit and not requested.startswith("group:"):  # type: ignore[union-attr]
             raise TuningError(
-                f"--knobs: {', '.join(unsafe)} can lose committed data on a crash; "
-                "pass --allow-unsafe to tune them"
+                f"--knobs: {', '.join(unsafe)}: safety: unsafe in {spec.path} (they risk "
+                "data or the system's stability); pass --allow-unsafe to tune them"
             )
         names = [n for n in names if n not in unsafe]
         notes.append(f"left out unsafe knobs (use --allow-unsafe): {', '.join(unsafe)}")
