@@ -36,6 +36,8 @@ def quote_literal(text: str) -> str:
 
 
 def render(spec: Spec, config: Config, fmt: str, meta: dict[str, Any] | None = None) -> str:
+    if spec.parts and fmt in ("conf", "sql"):
+        return _render_parts(spec, config, fmt)
     values = formatted(spec, config)
     if fmt == "conf":
         lines = [
@@ -53,3 +55,20 @@ def render(spec: Spec, config: Config, fmt: str, meta: dict[str, Any] | None = N
     if fmt == "json":
         return json.dumps({**(meta or {}), "config": values, "native": config}, indent=2)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def _render_parts(spec: Spec, config: Config, fmt: str) -> str:
+    """A composite's config part by part, each in its own names; SQL only where it applies."""
+    formatted(spec, config)  # every name known, every value valid
+    comment = "#" if fmt == "conf" else "--"
+    blocks = []
+    for ns, part in spec.parts:
+        sub = {k.removeprefix(f"{ns}."): v for k, v in config.items() if k.startswith(f"{ns}.")}
+        if not sub:
+            continue
+        if fmt == "sql" and part.applier not in ("postgres", None):
+            body = "\n".join(f"-- {k} = {part.knobs[k].format(v)}" for k, v in sub.items())
+            blocks.append(f"-- {ns}: not set with SQL\n{body}")
+            continue
+        blocks.append(f"{comment} {ns}\n{render(part, sub, fmt)}")
+    return "\n".join(blocks)

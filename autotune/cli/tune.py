@@ -594,7 +594,8 @@ def _print_summary(
         console.print(line)
     console.print(f"store         {s.store_url}")
     if s.best is not None:
-        console.print("best config (postgresql.conf):")
+        where = " (postgresql.conf)" if spec.system == "postgres" else ""
+        console.print(f"best config{where}:")
         console.print(render(spec, s.best.config, "conf"), markup=False)
         changed = formatted(spec, s.best.config)
         console.print(

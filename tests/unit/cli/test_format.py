@@ -142,3 +142,22 @@ def test_render_conf_never_pastes_an_unknown_name(toy_spec: Spec, name: str) -> 
     lines = out.splitlines()
     assert len(lines) == 2, out
     assert all(_CONF_LINE.match(line) for line in lines), out
+
+
+def test_a_composite_config_renders_part_by_part() -> None:
+    from autotune.spec import composite_text, parse_spec
+    from tests.unit._support import MACHINE, TOY_SPEC
+
+    host = (
+        "system: host\napplier: {kind: linux}\nknobs:\n"
+        "  vm.swappiness: {type: integer, min: 0, max: 200, default: 60, apply: online}\n"
+    )
+    spec = parse_spec(
+        composite_text([("toy", "toy.yaml", TOY_SPEC), ("host", "host.yaml", host)]), "x", MACHINE
+    )
+    config = {**spec.defaults(), "host.vm.swappiness": 10}
+    conf = render(spec, config, "conf")
+    assert conf.startswith("# toy\n") and "\n# host\nvm.swappiness = 10" in conf
+    sql = render(spec, config, "sql")
+    assert "ALTER SYSTEM SET" in sql and "-- host: not set with SQL\n-- vm.swappiness = 10" in sql
+    assert "host.vm.swappiness" in render(spec, config, "json")
