@@ -12,12 +12,14 @@ import yaml
 from autotune._resources import resolve
 from autotune.spec import SpecError, UnitError, load_yaml
 from autotune.spec._units import TIME_UNITS, Unit, parse_quantity
+from autotune.workloads import command
 from autotune.workloads._base import Workload, WorkloadDef
 
 COMMON_FIELDS = {"name", "system", "kind", "description", "objective", "duration", "warmup"}
 KIND_FIELDS: dict[str, set[str]] = {
     "pgbench": {"builtin", "script", "scale", "clients", "threads", "mode"},
     "sql-set": {"setup", "queries", "repeat", "warmup_rounds", "timeout"},
+    "command": command.FIELDS,
 }
 KIND_METRICS: dict[str, tuple[str, ...]] = {
     "pgbench": ("tps", "latency_avg_ms", "latency_p95_ms", "latency_p99_ms"),
@@ -70,8 +72,9 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
     else:
         metric = objective["metric"]
         direction = objective.get("direction", "maximize")
-        if metric not in KIND_METRICS[kind]:
-            bad("objective", f"metric {metric!r} is not one of {', '.join(KIND_METRICS[kind])}")
+        known = KIND_METRICS.get(kind) or tuple(command.metric_names(data))
+        if known and metric not in known:  # a command without metrics is reported below
+            bad("objective", f"metric {metric!r} is not one of {', '.join(known)}")
         if direction not in ("maximize", "minimize"):
             bad("objective", f"direction {direction!r} is not maximize or minimize")
 
@@ -118,6 +121,8 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
         params["mode"] = mode
         if duration is None:
             duration = 30.0
+    elif kind == "command":
+        params.update(command.parse_params(data, bad, seconds, positive_int))
     else:
         for fld in ("setup", "queries"):
             if not isinstance(data.get(fld), str):
@@ -185,6 +190,10 @@ def make_workload(definition: WorkloadDef) -> Workload:
     from autotune.workloads.pgbench import PgbenchWorkload
     from autotune.workloads.sqlset import SqlSetWorkload
 
-    kinds: dict[str, Any] = {"pgbench": PgbenchWorkload, "sql-set": SqlSetWorkload}
+    kinds: dict[str, Any] = {
+        "pgbench": PgbenchWorkload,
+        "sql-set": SqlSetWorkload,
+        "command": command.CommandWorkload,
+    }
     workload: Workload = kinds[definition.kind](definition)
     return workload

@@ -203,7 +203,9 @@ objective: {metric: tps, direction: minimize}
 
 def test_unknown_kind(tmp_path: Path) -> None:
     lines = problems(tmp_path, "name: x\nsystem: postgres\nkind: fio\n")
-    assert lines == [f"{tmp_path / 'w.yaml'}: field 'kind': 'fio' is not one of pgbench, sql-set"]
+    assert lines == [
+        f"{tmp_path / 'w.yaml'}: field 'kind': 'fio' is not one of pgbench, sql-set, command"
+    ]
 
 
 def test_not_a_mapping_and_not_yaml(tmp_path: Path) -> None:

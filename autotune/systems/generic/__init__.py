@@ -1,0 +1,33 @@
+"""Spec-only systems: a server the agent starts and configures through its argv
+(``command-args``), its environment (``env``) or a config file (``config-file``),
+as the spec's ``applier:`` mapping says; see ``_applier`` for the schema."""
+
+from autotune.spec import Spec, SpecError
+from autotune.systems._base import SystemError_
+from autotune.systems._registry import Target, register
+from autotune.systems.generic._applier import KINDS, Applier, parse_applier
+from autotune.systems.generic._system import GenericSystem
+
+
+def check_applier(spec: Spec) -> list[str]:
+    """Every problem in the spec's applier mapping, one line each (empty when fine)."""
+    return parse_applier(spec)[1]
+
+
+def _make(spec: Spec, target: Target) -> GenericSystem:
+    applier, problems = parse_applier(spec)
+    if problems:
+        raise SpecError(problems)
+    assert applier is not None
+    if not target.managed:
+        raise SystemError_(
+            f"spec {spec.path}: a {applier.kind} applier starts and manages its own server; "
+            "an existing server (--dsn) is not supported"
+        )
+    return GenericSystem(spec, applier)
+
+
+for _kind in KINDS:
+    register(_kind, _make)
+
+__all__ = ["Applier", "GenericSystem", "check_applier", "parse_applier"]
