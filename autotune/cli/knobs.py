@@ -16,6 +16,7 @@ from rich.table import Table
 from autotune._resources import known_specs, search_dirs
 from autotune.cli._common import KnobsDirOption, console, err, fail, friendly
 from autotune.spec import SpecError, load_spec
+from autotune.systems._registry import check_applier
 
 app = typer.Typer(help="Check, inspect and generate knob specs.", no_args_is_help=True)
 
@@ -34,6 +35,12 @@ def validate(
         except SpecError as exc:
             bad += 1
             for line in exc.problems:
+                err.print(line, markup=False, soft_wrap=True)
+            continue
+        problems = check_applier(spec)
+        if problems:
+            bad += 1
+            for line in problems:
                 err.print(line, markup=False, soft_wrap=True)
             continue
         console.print(f"{path}: ok ({len(spec.knobs)} knobs, {len(spec.constraints)} constraints)")

@@ -51,6 +51,7 @@ from autotune.service._models import (
 )
 from autotune.spec import Machine, Spec, SpecError, parse_spec
 from autotune.store import Experiment, LeaseConflict, Store, StoreError, token_hash
+from autotune.systems._registry import applier_kind, known_kinds
 from autotune.tuner import (
     DEFAULT_LEASE_S,
     Scheduler,
@@ -532,8 +533,9 @@ def _spec(body: ExperimentCreate, machine: Machine) -> Spec:
         raise _unprocessable("the knob spec has problems", exc.problems) from None
     except Exception as exc:  # a loader bug, but the input caused it: still not a 500
         raise _loader_failed("knob spec", body.spec_path, exc) from None
-    if spec.system != "postgres" and spec.applier != "postgres":
-        raise _unprocessable(f"no applier for system {spec.system!r} yet (only postgres)")
+    kind = applier_kind(spec)
+    if kind not in known_kinds():
+        raise _unprocessable(f"no applier {kind!r} (known: {', '.join(known_kinds())})")
     return spec
 
 

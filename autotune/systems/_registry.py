@@ -35,12 +35,30 @@ class Target:
 
 
 Factory = Callable[[Spec, Target], System]
+Check = Callable[[Spec], list[str]]
 _FACTORIES: dict[str, Factory] = {}
+_CHECKS: dict[str, Check] = {}
 
 
-def register(kind: str, factory: Factory) -> None:
-    """Make ``applier: kind`` (or ``applier: {kind: …}``) build systems with ``factory``."""
+def register(kind: str, factory: Factory, check: Check | None = None) -> None:
+    """Make ``applier: kind`` (or ``applier: {kind: …}``) build systems with ``factory``;
+    ``check`` lists the problems of a spec's applier mapping, for ``knobs validate``."""
     _FACTORIES[kind] = factory
+    if check is not None:
+        _CHECKS[kind] = check
+
+
+def check_applier(spec: Spec) -> list[str]:
+    """Problems with the spec's applier, one line each, before anything is started."""
+    _load_builtin()
+    if spec.parts:
+        return [line for _, part in spec.parts for line in check_applier(part)]
+    kind = applier_kind(spec)
+    if kind not in _FACTORIES:
+        known = ", ".join(sorted(_FACTORIES))
+        return [f"{spec.path}: field 'applier': no applier {kind!r} (known: {known})"]
+    check = _CHECKS.get(kind)
+    return check(spec) if check is not None else []
 
 
 def applier_kind(spec: Spec) -> str:
@@ -88,4 +106,12 @@ def known_kinds() -> list[str]:
     return sorted({*_FACTORIES, "composite"})
 
 
-__all__ = ["Factory", "Target", "applier_kind", "known_kinds", "make_system", "register"]
+__all__ = [
+    "Factory",
+    "Target",
+    "applier_kind",
+    "check_applier",
+    "known_kinds",
+    "make_system",
+    "register",
+]

@@ -28,6 +28,6 @@ def _make(spec: Spec, target: Target) -> GenericSystem:
 
 
 for _kind in KINDS:
-    register(_kind, _make)
+    register(_kind, _make, check_applier)
 
 __all__ = ["Applier", "GenericSystem", "check_applier", "parse_applier"]

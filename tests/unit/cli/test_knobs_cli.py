@@ -236,3 +236,20 @@ def test_show_broken_spec_exits_non_zero_with_the_problems(fixed_machine: Machin
     result = runner.invoke(app, ["knobs", "show", str(path)])
     assert result.exit_code == 1
     assert f"{path}: knob 'work_mem': field 'min'" in result.stderr
+
+
+def test_validate_checks_the_applier_before_anything_runs(tmp_path: Path) -> None:
+    knob = "knobs:\n  a: {type: integer, min: 1, max: 5, default: 2}\n"
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("system: x\napplier: nope\n" + knob)
+    generic = tmp_path / "generic.yaml"
+    generic.write_text("system: y\napplier: {kind: command-args, flag: 3}\n" + knob)
+    result = runner.invoke(app, ["knobs", "validate", str(unknown), str(generic)])
+    assert result.exit_code == 1
+    assert f"{unknown}: field 'applier': no applier 'nope' (known: " in result.output
+    assert f"{generic}: field 'applier.start': missing" in result.output
+    assert f"{generic}: field 'applier.flag'" in result.output
+    shipped = sorted(str(p) for p in (ROOT / "knobs").glob("*.yaml"))
+    ok = runner.invoke(app, ["knobs", "validate", *shipped])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.count(": ok (") == len(shipped) >= 3
