@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from autotune.cli import analyze, baseline, exchange, knobs, replay, results, service
+from autotune.cli import analyze, baseline, exchange, knobs, replay, report, results, service
 from autotune.cli.tune import tune
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(baseline.app, name="baseline")
 app.command()(analyze.analyze)
 app.command("export")(exchange.export)
 app.command("import")(exchange.import_)
+app.command()(report.report)
 app.command()(replay.replay)
 app.command()(replay.verify)
 app.add_typer(__import__("autotune.cli.bench", fromlist=["app"]).app, name="bench")
