@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autotune import __version__
 from autotune.agent import ExperimentInfo, TrialOutcome, materialize_workload
+from autotune.service._dashboard import add_dashboard
 from autotune.service._models import (
     NAME_PATTERN,
     AgentCreate,
@@ -170,6 +171,8 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
     def _conflict(request: Request, exc: LeaseConflict) -> Response:
         body = Problem(detail=f"{exc}; nothing was recorded", problems=[str(exc)]).model_dump()
         return JSONResponse(body, status_code=409)
+
+    add_dashboard(app, store)
 
     # -- health ---------------------------------------------------------------------------------
 
