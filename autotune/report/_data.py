@@ -55,6 +55,8 @@ def _trial(spec: Spec | None, t: Trial) -> dict[str, Any]:
         "total_s": t.timings.get("total_s"),
         "config": t.config,
         "config_text": _config_text(spec, t.config),
+        # The workload's own metrics; internal ones (pg.*, host.*) are for analyze.
+        "metrics": {k: v for k, v in sorted(t.metrics.items()) if "." not in k},
         "error": t.error,
         "log_excerpt": t.log_excerpt,
     }

@@ -181,6 +181,10 @@ def _config_cell(t: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in values.items())
 
 
+def _metrics_cell(t: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_num(v)}" for k, v in (t.get("metrics") or {}).items())
+
+
 def _trials_table(data: dict[str, Any]) -> str:
     rows = []
     for t in data["trials"]:
@@ -192,13 +196,15 @@ def _trials_table(data: dict[str, Any]) -> str:
             f'<td class="num">{escape(_num(t.get("objective")))}</td>'
             f"<td>{escape(t.get('agent') or '-')}</td>"
             f'<td class="num">{escape("-" if duration is None else f"{duration:.1f} s")}</td>'
+            f"<td><code>{escape(_metrics_cell(t))}</code></td>"
             f"<td><code>{escape(_config_cell(t))}</code></td>"
             "</tr>"
         )
     metric = escape(data["objective"]["metric"])
     return (
         '<table id="trials"><thead><tr><th>#</th><th>status</th>'
-        f"<th>{metric}</th><th>agent</th><th>duration</th><th>config</th></tr></thead>"
+        f"<th>{metric}</th><th>agent</th><th>duration</th><th>metrics</th><th>config</th>"
+        "</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 

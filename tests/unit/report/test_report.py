@@ -256,3 +256,8 @@ def test_recorded_experiment_renders(store: Store) -> None:
     trials = next(t for t in figures["history"]["data"] if t["name"] == "trials")
     ok_full = [t for t in data["trials"] if t["status"] == "ok" and t["full"]]
     assert len(trials["x"]) == len(ok_full)
+    # The workload's metrics are in the table; the internal ones stay out of it.
+    first = data["trials"][0]
+    assert set(first["metrics"]) >= {"tps", "latency_avg_ms", "latency_p95_ms"}
+    assert not any("." in name for name in first["metrics"])
+    assert f"tps={first['metrics']['tps']:.6g}" in html and "pg.database.xact_commit=" not in html
