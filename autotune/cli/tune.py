@@ -599,5 +599,6 @@ def _print_summary(
         console.print(render(spec, s.best.config, "conf"), markup=False)
         changed = formatted(spec, s.best.config)
         console.print(
-            f"[dim]{len(changed)} knobs; also: autotune best {s.experiment} --format sql|json[/]"
+            f"[dim]{len(changed)} knobs; also: autotune best {s.experiment} --format "
+            f"{'sql|json' if spec.system == 'postgres' else 'json'}[/]"
         )
