@@ -15,33 +15,17 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import weakref
 from pathlib import Path
 
+from autotune.systems._proc import pid_alive
+
 PREFIX = "autotune-gen-"
 LOG_NAME = "server.log"
 _OWNER = "owner.pid"
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def group_members(pgid: int) -> list[int]:
@@ -214,7 +198,7 @@ def sweep_stale(root: Path) -> list[Path]:
             owner = int((path / _OWNER).read_text())
         except (OSError, ValueError):
             continue
-        if _pid_alive(owner):
+        if pid_alive(owner):
             continue
         for pid in _processes_in(path):
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -38,8 +38,9 @@ from pathlib import Path
 
 from autotune.spec import APPLY_RANK, Config, KnobValueError, Spec, Value
 from autotune.systems._base import ApplyReport, ConfigFailed, System, SystemError_
+from autotune.systems._proc import free_port
 from autotune.systems.generic._applier import HOST, Applier, env_name
-from autotune.systems.generic._process import ServerProcess, free_port
+from autotune.systems.generic._process import ServerProcess
 from autotune.systems.generic._template import UnknownPlaceholder, fill, fill_argv
 
 COMMAND_TIMEOUT_S = 60.0

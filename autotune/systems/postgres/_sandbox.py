@@ -13,13 +13,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from autotune.systems._base import SystemError_
+from autotune.systems._proc import free_port, pid_alive
 
 PREFIX = "autotune-pg-"
 SERVER_USER = "postgres"
@@ -57,12 +57,6 @@ def find_program(name: str) -> str:
     raise SystemError_(f"{name} not found: install postgresql-15 / postgresql-client-15")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _as_root() -> bool:
     return os.geteuid() == 0
 
@@ -85,16 +79,6 @@ def default_root() -> Path:
     if len(str(root)) > 60 or (_as_root() and not _reachable_by_others(root.parent)):
         return Path(tempfile.gettempdir())
     return root
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Sandbox:
@@ -281,7 +265,7 @@ def _stop_postmaster(data_dir: Path) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, 3)  # SIGQUIT: immediate shutdown
     for _ in range(50):
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -298,7 +282,7 @@ def sweep_stale(root: Path) -> list[Path]:
             owner = int((path / "owner.pid").read_text())
         except (OSError, ValueError):
             continue
-        if _pid_alive(owner):
+        if pid_alive(owner):
             continue
         box = Sandbox(root=root)
         box.dir = path
