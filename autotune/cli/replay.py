@@ -337,7 +337,8 @@ def replay(
         experiment = st.require_experiment(name)
         if apply is not None:
             _verify(
-                st, experiment, apply, repeats, duration, True, "oltp", "ssd",
+                st, experiment, apply, repeats, duration,
+                experiment.system == "postgres", "oltp", "ssd",
                 dsn, restart_command, data_dir,
             )  # fmt: skip
             return
