@@ -8,7 +8,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +25,7 @@ from autotune.cli._common import (
     open_store,
     postgres_target,
 )
+from autotune.cli.tune import _Interrupted, _on_sigterm
 from autotune.replay import (
     Arm,
     ArmSummary,
@@ -50,14 +50,6 @@ ApplyOption = Annotated[
         help="Apply a recorded config to a live server and verify it: best, or a trial number.",
     ),
 ]
-
-
-class _Interrupted(KeyboardInterrupt):
-    pass
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Interrupted()
 
 
 def _recorded_spec(experiment: Experiment) -> Spec:

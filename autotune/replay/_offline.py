@@ -20,7 +20,7 @@ import numpy as np
 from autotune.bench.competitors import run_competitor
 from autotune.bench.problems import Problem, fit_surrogate
 from autotune.store import Experiment, Store, Trial
-from autotune.tuner import TuningError, config_runs, experiment_space
+from autotune.tuner import TuningError, config_runs, experiment_space, usable
 
 MIN_TRIALS = 10  # fewer, and the forest is a guess
 
@@ -55,11 +55,7 @@ def build_surrogate(
 ) -> Surrogate:
     """Fit the forest; ``noise_sd`` None takes the noise seen between repeats."""
     space = experiment_space(experiment)
-    trials = [
-        t
-        for t in store.trials(experiment, finished_only=True)
-        if t.ok and t.full and t.objective is not None
-    ]
+    trials = usable(store.trials(experiment, finished_only=True))
     if len(trials) < MIN_TRIALS:
         raise TuningError(
             f"experiment {experiment.name!r} has {len(trials)} successful full-length trials; "

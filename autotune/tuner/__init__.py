@@ -36,6 +36,7 @@ from autotune.tuner._tuner import (
     loss_of,
     summarize,
     summary_of,
+    usable,
 )
 from autotune.tuner._warm import (
     Candidate,
@@ -82,4 +83,5 @@ __all__ = [
     "summarize",
     "summary_of",
     "unstable_line",
+    "usable",
 ]

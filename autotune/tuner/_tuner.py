@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from autotune.store import Experiment, Store, Trial
@@ -54,9 +55,14 @@ class Summary:
         return sign * (best - base) / abs(base) * 100
 
 
+def usable(trials: Iterable[Trial]) -> list[Trial]:
+    """Successful full-length trials with an objective: the only ones whose numbers compare."""
+    return [t for t in trials if t.ok and t.full and t.objective is not None]
+
+
 def best_trial(trials: list[Trial], direction: str) -> Trial | None:
     """The best single full-length run; short (low-fidelity) runs are not comparable."""
-    ok = [t for t in trials if t.ok and t.full and t.objective is not None]
+    ok = usable(trials)
     if not ok:
         return None
     pick = max if direction == "maximize" else min

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 from autotune.space import Space
 from autotune.spec import Config, KnobValueError
 from autotune.store import Experiment, Store, Trial
-from autotune.tuner._tuner import TuningError
+from autotune.tuner._tuner import TuningError, usable
 
 log = logging.getLogger("autotune.tuner")
 
@@ -43,11 +43,6 @@ def gauges() -> frozenset[str]:
     from autotune.systems.postgres._metrics import PG_GAUGES
 
     return HOST_GAUGES | PG_GAUGES
-
-
-def usable(trials: Iterable[Trial]) -> list[Trial]:
-    """Successful full-length trials: the only ones whose numbers compare."""
-    return [t for t in trials if t.ok and t.full and t.objective is not None]
 
 
 def rates(trial: Trial, levels: frozenset[str]) -> dict[str, float]:
