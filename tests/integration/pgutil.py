@@ -106,9 +106,16 @@ class Service:
             stderr=subprocess.STDOUT,
             text=True,
             cwd=self.workdir,
-            env=cli_env(self.workdir),
+            # Temp files inside the workdir, which the fixture removes: an agent the
+            # test SIGKILLs mid-trial cannot remove its pgbench log directory itself.
+            env={**cli_env(self.workdir), "TMPDIR": str(self._tmp())},
             start_new_session=True,
         )
+
+    def _tmp(self) -> Path:
+        tmp = self.workdir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        return tmp
 
     def start_server(self, lease_s: float = 60) -> None:
         self.server = self._spawn(
