@@ -1,24 +1,30 @@
 """Hyperband against the plain GP on real PostgreSQL, at the same wall-clock budget.
 
-Each optimiser tunes pgbench-tpcb on its own managed sandbox for the same
-number of minutes (``autotune tune --time-budget``); hyperband screens with
-short runs (1/9 and 1/3 of the full duration), the GP runs every trial at full
-length. Then both bests and the default config are measured again on one
-fresh sandbox, interleaved (D G H D G H ...), and compared by medians with a
-95% bootstrap CI of each ratio.
+For each tuning seed, each optimiser tunes pgbench-tpcb on its own managed
+sandbox for the same number of minutes (``autotune tune --time-budget``; the
+order of the two alternates by seed); hyperband screens with short runs (1/9
+and 1/3 of the full duration), the GP runs every trial at full length. Then
+every best and the default config are measured again on one fresh sandbox,
+interleaved in rotating order (``autotune.replay.run_interleaved``), and
+compared by medians with 95% bootstrap CIs. Runs of one round are paired:
+hyperband's and the GP's bests are compared by per-round ratios, which cancel
+the host's drift between rounds.
 
-    python experiments/bench_multifidelity.py --minutes 12 --duration 20 --repeats 6
+    python experiments/bench_multifidelity.py --minutes 7 --duration 20 --seeds 3 --repeats 7
 
-Writes experiments/results/multifidelity.md. Takes about 2 x minutes + the
-verification (3 x repeats x (duration + ~5 s)).
+Writes experiments/results/multifidelity.md and the raw verification runs to
+multifidelity_runs.csv. Takes about 2 x seeds x (minutes + 1) + the
+verification ((1 + 2 x seeds) x repeats x (duration + ~6 s)).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,23 +35,24 @@ import numpy as np
 
 from autotune._resources import resolve
 from autotune.agent import Agent
+from autotune.replay import Arm, Run, run_interleaved, summarize_runs
 from autotune.spec import Config, Machine, load_spec
 from autotune.store import Store
 from autotune.systems.postgres import PostgresSystem, Sandbox
-from autotune.tuner import bootstrap_ratio_ci
+from autotune.tuner import paired_ratio_ci
 from autotune.workloads import load_workload, make_workload
 
 ROOT = Path(__file__).resolve().parent
 OPTIMISERS = ("gp", "hyperband")
 
 
-def tune(optimizer: str, minutes: float, duration: float, store: str, name: str) -> None:
+def tune(optimizer: str, seed: int, minutes: float, duration: float, store: str, name: str) -> None:
     cmd = [
         sys.executable, "-m", "autotune", "tune",
         "--system", "postgres", "--workload", "pgbench-tpcb", "--knobs", "group:oltp",
         "--optimizer", optimizer, "--trials", "1000", "--repeats", "0",
         "--time-budget", str(minutes * 60), "--duration", str(duration),
-        "--experiment", name, "--store", store, "--seed", "1",
+        "--experiment", name, "--store", store, "--seed", str(seed),
     ]  # fmt: skip
     print("$", " ".join(cmd[2:]), flush=True)
     subprocess.run(cmd, check=True)
@@ -60,114 +67,172 @@ def full_length_best(store: Store, name: str) -> tuple[Config, float, int, int]:
     return best.config, float(best.objective or 0), len(trials), len(full)
 
 
-def verify(configs: dict[str, Config], duration: float, repeats: int) -> dict[str, list[float]]:
+def verify(arms: list[Arm], duration: float, repeats: int) -> list[Run]:
     spec = load_spec(resolve("knobs", "postgres"), Machine.local())
     workload = make_workload(load_workload(resolve("workloads", "pgbench-tpcb")))
     agent = Agent(PostgresSystem(spec, sandbox=Sandbox()), workload, duration)
-    results: dict[str, list[float]] = {label: [] for label in configs}
     agent.start()
     try:
-        # Settle: one untimed run lets autovacuum and the first checkpoint after
+        # One untimed settling run lets autovacuum and the first checkpoint after
         # the data load pass before anything is measured.
-        agent.run_trial(next(iter(configs.values())))
-        for r in range(repeats):
-            for label, config in configs.items():
-                outcome = agent.run_trial(config)
-                tps = (
-                    float(outcome.metrics.get("tps", "nan"))
-                    if outcome.status == "ok"
-                    else float("nan")
-                )
-                results[label].append(tps)
-                print(f"repeat {r + 1} {label}: {tps:.1f} tps", flush=True)
+        return run_interleaved(
+            agent,
+            spec,
+            arms,
+            repeats,
+            "tps",
+            duration_s=duration,
+            settle_runs=1,
+            progress=lambda run, _: (
+                run and print(f"round {run.round} {run.label}: {run.objective} tps", flush=True)
+            ),
+        )
     finally:
         agent.stop()
-    return results
+
+
+def by_round(runs: list[Run], label: str, rounds: int) -> np.ndarray:
+    """One value per round (NaN for a failed run), so arms pair by round."""
+    out = np.full(rounds, np.nan)
+    for run in runs:
+        if run.label == label and run.objective is not None:
+            out[run.round - 1] = run.objective
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=12.0)
+    parser.add_argument("--minutes", type=float, default=7.0)
     parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--seeds", type=int, default=3, help="tuning seeds 1..N per optimiser")
+    parser.add_argument("--repeats", type=int, default=7, help="verification rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "multifidelity.md")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="autotune-mf-"))
-    store_url = f"sqlite:///{workdir / 'store.db'}"
-    stamp = datetime.datetime.now().strftime("%Y%m%d%H%M")
-    started = time.time()
-    for optimizer in OPTIMISERS:
-        tune(optimizer, args.minutes, args.duration, store_url, f"mf-{optimizer}-{stamp}")
-    store = Store(store_url)
-    bests = {o: full_length_best(store, f"mf-{o}-{stamp}") for o in OPTIMISERS}
-    defaults = load_spec(resolve("knobs", "postgres"), Machine.local())
-    default = {k: defaults.knobs[k].default for k in bests["gp"][0]}
-    configs = {"default": default, **{o: bests[o][0] for o in OPTIMISERS}}
-    results = verify(configs, args.duration, args.repeats)
-    write(args, results, bests, time.time() - started)
+    try:
+        store_url = f"sqlite:///{workdir / 'store.db'}"
+        stamp = datetime.datetime.now().strftime("%Y%m%d%H%M")
+        started = time.time()
+        names: dict[tuple[str, int], str] = {}
+        for seed in range(1, args.seeds + 1):
+            order = OPTIMISERS if seed % 2 else OPTIMISERS[::-1]
+            for o in order:
+                names[o, seed] = f"mf-{o}-s{seed}-{stamp}"
+                tune(o, seed, args.minutes, args.duration, store_url, names[o, seed])
+        store = Store(store_url)
+        bests = {key: full_length_best(store, name) for key, name in names.items()}
+        store.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    arms = [Arm("default", {})] + [
+        Arm(f"{o}-s{seed}", bests[o, seed][0])
+        for seed in range(1, args.seeds + 1)
+        for o in OPTIMISERS
+    ]
+    runs = verify(arms, args.duration, args.repeats)
+    write(args, arms, runs, bests, time.time() - started)
 
 
 def write(
     args: argparse.Namespace,
-    results: dict[str, list[float]],
-    bests: dict[str, tuple[Config, float, int, int]],
+    arms: list[Arm],
+    runs: list[Run],
+    bests: dict[tuple[str, int], tuple[Config, float, int, int]],
     wall_s: float,
 ) -> None:
+    rounds = args.repeats
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out.with_name(args.out.stem + "_runs.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["round", "label", "status", "tps"])
+        for run in runs:
+            w.writerow([run.round, run.label, run.status, run.objective or ""])
+    command = (
+        f"python experiments/bench_multifidelity.py --minutes {args.minutes:g} "
+        f"--duration {args.duration:g} --seeds {args.seeds} --repeats {rounds}"
+    )
     lines = [
         "# Multi-fidelity on real PostgreSQL: hyperband vs GP at the same wall-clock budget",
         "",
         f"Run {datetime.datetime.now().isoformat(timespec='minutes')} on {platform.node()}, "
         f"{os.cpu_count()} CPUs, PostgreSQL 15 managed sandbox, pgbench-tpcb (scale 10), "
-        f"knobs group:oltp. Command: `python experiments/bench_multifidelity.py --minutes "
-        f"{args.minutes:g} --duration {args.duration:g} --repeats {args.repeats}` "
-        f"({wall_s / 60:.0f} min in all).",
+        f"knobs group:oltp. Command: `{command}` ({wall_s / 60:.0f} min in all).",
         "",
-        f"Each optimiser had {args.minutes:g} minutes of tuning (`--time-budget`), seed 1. "
-        f"Full-length trials measure {args.duration:g} s; hyperband's rungs are 1/9, 1/3 "
-        "and 1 of that.",
+        f"Each optimiser had {args.minutes:g} minutes of tuning (`--time-budget`) per seed, "
+        f"seeds 1–{args.seeds}, each on a fresh sandbox. Full-length trials measure "
+        f"{args.duration:g} s; hyperband's rungs are 1/9, 1/3 and 1 of that. The best of a "
+        "tuning run is its best single full-length trial.",
         "",
-        "| optimiser | trials run | at full length | best full-length tps during tuning |",
-        "|---|---|---|---|",
+        "| optimiser | seed | trials run | at full length | best full-length tps during tuning |",
+        "|---|---|---|---|---|",
     ]
-    for o, (_, tps, n, full) in bests.items():
-        lines.append(f"| {o} | {n} | {full} | {tps:.1f} |")
+    for (o, seed), (_, tps, n, full) in sorted(bests.items(), key=lambda kv: kv[0][::-1]):
+        lines.append(f"| {o} | {seed} | {n} | {full} | {tps:.1f} |")
+    labels = [a.label for a in arms]
+    summaries = summarize_runs(runs, labels, "default", "maximize")
+    default = by_round(runs, "default", rounds)
     lines += [
         "",
-        f"## Verification: interleaved repeats ({args.repeats} rounds of default, gp, hyperband "
-        "on one fresh sandbox, after one settling run)",
+        f"## Verification: {rounds} rounds of every best and the default on one fresh sandbox",
         "",
-        "| config | runs (tps) | median | ratio to default (95% CI) |",
-        "|---|---|---|---|",
+        "After one settling run; the order rotates each round. Unpaired: ratio of medians "
+        "with its bootstrap CI. Paired: median of per-round ratios with its bootstrap CI.",
+        "",
+        "| config | runs (tps) | median | vs default, unpaired (95% CI) "
+        "| vs default, paired (95% CI) |",
+        "|---|---|---|---|---|",
     ]
-    base = np.array(results["default"])
-    for label, values in results.items():
-        v = np.array(values)
-        ratio = ""
-        if label != "default":
-            r, lo, hi = bootstrap_ratio_ci(v, base, higher_is_better=True)
-            ratio = f"{r:.3f} ({lo:.3f}–{hi:.3f})"
-        runs = ", ".join(f"{x:.0f}" for x in v)
-        lines.append(f"| {label} | {runs} | {np.nanmedian(v):.1f} | {ratio} |")
-    r, lo, hi = bootstrap_ratio_ci(
-        np.array(results["hyperband"]), np.array(results["gp"]), higher_is_better=True
-    )
+    for s in summaries:
+        unpaired = paired = ""
+        if s.label != "default" and s.ratio is not None:
+            unpaired = f"{s.ratio:.3f} ({s.ci_low:.3f}–{s.ci_high:.3f})"
+            r, lo, hi = paired_ratio_ci(by_round(runs, s.label, rounds), default)
+            paired = f"{r:.3f} ({lo:.3f}–{hi:.3f})"
+        values = ", ".join(f"{x:.0f}" for x in by_round(runs, s.label, rounds))
+        median = f"{s.median:.1f}" if s.median is not None else "—"
+        lines.append(f"| {s.label} | {values} | {median} | {unpaired} | {paired} |")
+    lines += [
+        "",
+        "## hyperband / gp, paired by round",
+        "",
+        "| seed | ratio (95% CI) |",
+        "|---|---|",
+    ]
+    for seed in range(1, args.seeds + 1):
+        r, lo, hi = paired_ratio_ci(
+            by_round(runs, f"hyperband-s{seed}", rounds), by_round(runs, f"gp-s{seed}", rounds)
+        )
+        lines.append(f"| {seed} | {r:.3f} ({lo:.3f}–{hi:.3f}) |")
+    # All seeds: per round, the geometric mean over seeds of each optimiser's bests.
+    geo = {
+        o: np.exp(
+            np.mean(
+                [np.log(by_round(runs, f"{o}-s{s}", rounds)) for s in range(1, args.seeds + 1)],
+                axis=0,
+            )
+        )
+        for o in OPTIMISERS
+    }
+    r, lo, hi = paired_ratio_ci(geo["hyperband"], geo["gp"])
     verdict = (
-        "hyperband's best is significantly better"
+        "hyperband's bests are significantly better"
         if lo > 1
-        else "hyperband's best is significantly worse"
+        else "hyperband's bests are significantly worse"
         if hi < 1
         else "no significant difference (the CI includes 1)"
     )
     lines += [
         "",
-        f"**hyperband / gp median tps: {r:.3f} (95% bootstrap CI {lo:.3f}–{hi:.3f}): {verdict}.**",
+        f"**All {args.seeds} seeds (per round, geometric mean over seeds): hyperband / gp "
+        f"{r:.3f} (95% bootstrap CI {lo:.3f}–{hi:.3f}): {verdict}.** The CI covers the "
+        f"measurement noise of these {args.seeds} pairs of bests, not the spread of tuning "
+        "outcomes over other seeds.",
         "",
         "Bests:",
         "",
     ]
-    for o, (config, *_rest) in bests.items():
-        lines.append(f"- {o}: `{config}`")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for (o, seed), (config, *_rest) in sorted(bests.items(), key=lambda kv: kv[0][::-1]):
+        lines.append(f"- {o}, seed {seed}: `{config}`")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -11,6 +11,7 @@ from autotune.tuner._robust import (
     bootstrap_ratio_ci,
     config_runs,
     describe,
+    paired_ratio_ci,
     robust_best,
     unstable_line,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "loss_of",
     "map_workload",
     "open_experiment",
+    "paired_ratio_ci",
     "plan_repeats",
     "resolve_warm_start",
     "robust_best",

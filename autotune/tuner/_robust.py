@@ -147,6 +147,35 @@ def bootstrap_ratio_ci(
     return ratio, ci[0], ci[1]
 
 
+def paired_ratio_ci(
+    values: Sequence[float] | np.ndarray,
+    baseline: Sequence[float] | np.ndarray,
+    higher_is_better: bool = True,
+    resamples: int = RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float, float]:
+    """(median of per-pair ratios, CI low, CI high) for runs measured in pairs.
+
+    ``values[i]`` and ``baseline[i]`` ran in the same round of an interleaved
+    comparison, so their ratio cancels the host's drift between rounds, which
+    the unpaired ``bootstrap_ratio_ci`` counts as noise. Pairs with a failed
+    (NaN) or non-positive run are dropped; all NaN below two pairs. The ratio is
+    oriented as in ``oriented_ratio``; the bootstrap resamples pairs.
+    """
+    a, b = np.asarray(values, dtype=float), np.asarray(baseline, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired runs need equal lengths, got {len(a)} and {len(b)}")
+    keep = ~(np.isnan(a) | np.isnan(b)) & (a > 0) & (b > 0)
+    logs = np.log(a[keep] / b[keep]) * (1.0 if higher_is_better else -1.0)
+    if len(logs) < 2:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(logs, size=(resamples, len(logs))), axis=1)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(medians, [tail, 100 - tail])
+    return float(np.exp(np.median(logs))), float(np.exp(low)), float(np.exp(high))
+
+
 @dataclass(frozen=True)
 class RobustBest:
     """The reported best config and how sure we are of it."""
@@ -274,6 +303,7 @@ __all__ = [
     "config_runs",
     "describe",
     "oriented_ratio",
+    "paired_ratio_ci",
     "robust_best",
     "unstable_line",
 ]

@@ -14,6 +14,7 @@ from autotune.tuner import (
     bootstrap_ratio_ci,
     config_runs,
     describe,
+    paired_ratio_ci,
     robust_best,
     unstable_line,
 )
@@ -209,3 +210,26 @@ def test_bootstrap_ratio_ci_for_scripts_drops_failed_runs() -> None:
     assert ratio == pytest.approx(10.1 / 8.05) and low > 1
     ratio, low, high = bootstrap_ratio_ci([8.0], [10.0, 10.2])
     assert ratio == pytest.approx(8.0 / 10.1) and np.isnan(low) and np.isnan(high)
+
+
+def test_paired_ratio_ci_cancels_drift_between_rounds() -> None:
+    # The host drifts 0.7x..1.3x between rounds; within a round the config is 5% better.
+    drift = np.array([1.0, 1.3, 0.7, 1.2, 0.8, 1.1, 0.9, 1.25])
+    base = 1000.0 * drift
+    mine = 1050.0 * drift
+    ratio, low, high = paired_ratio_ci(mine, base)
+    assert (
+        ratio == pytest.approx(1.05) and low == pytest.approx(1.05) and high == pytest.approx(1.05)
+    )
+    # The same runs unpaired: the drift swamps the 5%, the CI includes 1.
+    _, unpaired_low, unpaired_high = bootstrap_ratio_ci(mine, base)
+    assert unpaired_low < 1 < unpaired_high
+
+
+def test_paired_ratio_ci_orients_drops_failed_pairs_and_checks_lengths() -> None:
+    nan = float("nan")
+    ratio, low, high = paired_ratio_ci([8.0, 8.8, nan, 7.6], [10.0, 10.0, 9.0, 10.0], False)
+    assert ratio == pytest.approx(10 / 8.0) and low <= ratio <= high and low > 1
+    assert np.isnan(paired_ratio_ci([1.0, nan], [1.0, 1.0])[0])
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_ratio_ci([1.0, 2.0], [1.0])
