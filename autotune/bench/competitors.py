@@ -45,15 +45,28 @@ class Evaluation:
     elapsed_s: float  # since the run started, at the end of this evaluation
 
 
+def evaluation_cost(fidelity: float, overhead: float = 0.0) -> float:
+    """What one measurement costs, in full-length evaluations.
+
+    ``overhead`` is the fixed cost of any trial (applying the config, a
+    warm-up) as a share of a full-length run's measuring time. With none, a
+    run at fidelity 1/9 costs 1/9; on a real system it costs more, and a
+    full-length run still costs exactly 1 either way.
+    """
+    return (fidelity + overhead) / (1.0 + overhead)
+
+
 @dataclass
 class Evaluator:
-    """The problem as a competitor sees it: each call is one measurement, costing its fidelity."""
+    """The problem as a competitor sees it: each call is one measurement, costing
+    ``evaluation_cost(fidelity, overhead)``."""
 
     problem: Problem
     seed: int
     evaluations: list[Evaluation] = field(default_factory=list)
     cost: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    overhead: float = 0.0
 
     def __call__(self, config: Config, fidelity: float = 1.0) -> float | None:
         space = self.problem.space
@@ -67,7 +80,7 @@ class Evaluator:
         if space.is_valid(checked):
             true = self.problem.objective(checked)
             observed = true + self.problem.noise(self.seed, len(self.evaluations), fidelity)
-        self.cost += fidelity
+        self.cost += evaluation_cost(fidelity, self.overhead)
         self.evaluations.append(
             Evaluation(checked, observed, true, fidelity, time.perf_counter() - self.started)
         )

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autotune.bench.competitors import BUDGET_EPS, Evaluation, run_competitor
+from autotune.bench.competitors import BUDGET_EPS, Evaluation, evaluation_cost, run_competitor
 from autotune.bench.problems import get_problem
 
 CSV_COLUMNS = (
@@ -87,16 +87,17 @@ class BudgetRow:
     wall_s: float
 
 
-def at_budget(evaluations: Sequence[Evaluation], budget: float) -> BudgetRow:
+def at_budget(evaluations: Sequence[Evaluation], budget: float, overhead: float = 0.0) -> BudgetRow:
     """The best observed config among evaluations that fit in ``budget``.
 
     Full-fidelity observations decide when there are any, as a tuner reports
     the best full-length run; a screening run's value is too noisy to pick on.
+    Each evaluation costs ``evaluation_cost(fidelity, overhead)``.
     """
     within: list[Evaluation] = []
     cost = 0.0
     for e in evaluations:
-        cost += e.fidelity
+        cost += evaluation_cost(e.fidelity, overhead)
         if cost > budget + BUDGET_EPS:
             break
         within.append(e)

@@ -118,6 +118,14 @@ def test_evaluator_counts_a_constraint_breaking_config_as_failed() -> None:
         ev({"random_page_cost": 1.0})
 
 
+def test_evaluator_charges_the_trial_overhead_to_short_runs() -> None:
+    problem = get_problem("branin")
+    ev = Evaluator(problem, seed=0, overhead=0.3)
+    ev(problem.space.default(), fidelity=1 / 9)
+    assert ev.cost == pytest.approx((1 / 9 + 0.3) / 1.3)
+    ev(problem.space.default())
+    assert ev.cost == pytest.approx((1 / 9 + 0.3) / 1.3 + 1.0)
+
 @pytest.mark.skipif(not _installed("skopt"), reason="skopt not installed")
 def test_skopt_constraint_agrees_with_the_space() -> None:
     from skopt.space import Space as SkoptSpace

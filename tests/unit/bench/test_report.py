@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from autotune.bench.competitors import Evaluation
+from autotune.bench.competitors import Evaluation, evaluation_cost
 from autotune.bench.report import focus_summary, markdown, p_greater, rank_table
 from autotune.bench.runner import Job, RunResult, at_budget, rows_of
 
@@ -32,6 +32,16 @@ def test_screening_runs_cost_their_fidelity_and_do_not_pick_the_best() -> None:
     only_short = at_budget([_e(2.0, fidelity=0.5)], 1)
     assert only_short.best_true == 2.0
 
+
+def test_a_fixed_overhead_per_trial_makes_short_runs_dearer_and_full_runs_the_same() -> None:
+    assert evaluation_cost(1.0, overhead=0.3) == pytest.approx(1.0)
+    assert evaluation_cost(1 / 9, overhead=0.3) == pytest.approx((1 / 9 + 0.3) / 1.3)
+    short = [_e(9.0, fidelity=1 / 9) for _ in range(9)] + [_e(1.0)]
+    assert at_budget(short, 2).evaluations == 10  # 9 x 1/9 + 1: all fit without overhead
+    with_overhead = at_budget(short, 2, overhead=0.3)
+    assert with_overhead.evaluations == 6 and with_overhead.best_true == 9.0
+    full = [_e(3.0), _e(2.0), _e(1.0)]
+    assert at_budget(full, 2, overhead=0.3) == at_budget(full, 2)
 
 def test_rows_clip_regret_only_where_f_star_was_beaten() -> None:
     result = RunResult(Job("p", "o", 0, 3), [_e(5.0), _e(2.0), _e(1.0)], wall_s=1.0)
