@@ -91,6 +91,10 @@ def verify(arms: list[Arm], duration: float, repeats: int) -> list[Run]:
         agent.stop()
 
 
+def seeds_of(args: argparse.Namespace) -> range:
+    return range(args.first_seed, args.first_seed + args.seeds)
+
+
 def by_round(runs: list[Run], label: str, rounds: int) -> np.ndarray:
     """One value per round (NaN for a failed run), so arms pair by round."""
     out = np.full(rounds, np.nan)
@@ -104,7 +108,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=7.0)
     parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--seeds", type=int, default=3, help="tuning seeds 1..N per optimiser")
+    parser.add_argument("--seeds", type=int, default=3, help="tuning seeds per optimiser")
+    parser.add_argument("--first-seed", type=int, default=1, help="seeds run from this one up")
     parser.add_argument("--repeats", type=int, default=7, help="verification rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "multifidelity.md")
     args = parser.parse_args()
@@ -114,7 +119,7 @@ def main() -> None:
         stamp = datetime.datetime.now().strftime("%Y%m%d%H%M")
         started = time.time()
         names: dict[tuple[str, int], str] = {}
-        for seed in range(1, args.seeds + 1):
+        for seed in seeds_of(args):
             order = OPTIMISERS if seed % 2 else OPTIMISERS[::-1]
             for o in order:
                 names[o, seed] = f"mf-{o}-s{seed}-{stamp}"
@@ -125,9 +130,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     arms = [Arm("default", {})] + [
-        Arm(f"{o}-s{seed}", bests[o, seed][0])
-        for seed in range(1, args.seeds + 1)
-        for o in OPTIMISERS
+        Arm(f"{o}-s{seed}", bests[o, seed][0]) for seed in seeds_of(args) for o in OPTIMISERS
     ]
     runs = verify(arms, args.duration, args.repeats)
     write(args, arms, runs, bests, time.time() - started)
@@ -150,6 +153,7 @@ def write(
     command = (
         f"python experiments/bench_multifidelity.py --minutes {args.minutes:g} "
         f"--duration {args.duration:g} --seeds {args.seeds} --repeats {rounds}"
+        + (f" --first-seed {args.first_seed}" if args.first_seed != 1 else "")
     )
     lines = [
         "# Multi-fidelity on real PostgreSQL: hyperband vs GP at the same wall-clock budget",
@@ -159,7 +163,8 @@ def write(
         f"knobs group:oltp. Command: `{command}` ({wall_s / 60:.0f} min in all).",
         "",
         f"Each optimiser had {args.minutes:g} minutes of tuning (`--time-budget`) per seed, "
-        f"seeds 1–{args.seeds}, each on a fresh sandbox. Full-length trials measure "
+        f"seeds {args.first_seed}–{args.first_seed + args.seeds - 1}, each on a fresh sandbox. "
+        "Full-length trials measure "
         f"{args.duration:g} s; hyperband's rungs are 1/9, 1/3 and 1 of that. The best of a "
         "tuning run is its best single full-length trial.",
         "",
@@ -198,7 +203,7 @@ def write(
         "| seed | ratio (95% CI) |",
         "|---|---|",
     ]
-    for seed in range(1, args.seeds + 1):
+    for seed in seeds_of(args):
         r, lo, hi = paired_ratio_ci(
             by_round(runs, f"hyperband-s{seed}", rounds), by_round(runs, f"gp-s{seed}", rounds)
         )
@@ -207,7 +212,7 @@ def write(
     geo = {
         o: np.exp(
             np.mean(
-                [np.log(by_round(runs, f"{o}-s{s}", rounds)) for s in range(1, args.seeds + 1)],
+                [np.log(by_round(runs, f"{o}-s{s}", rounds)) for s in seeds_of(args)],
                 axis=0,
             )
         )
