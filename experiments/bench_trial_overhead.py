@@ -3,9 +3,9 @@
 The benchmark charges a run at fidelity 1/9 a ninth of a full one. A real trial
 also pays a fixed cost whatever its length: applying the config (a reload or
 a restart) and the workload's warm-up. On the PostgreSQL sandbox with 20 s
-trials that is about 3.3 s, a share of 0.17 (``results/multifidelity.md``:
-the GP ran 18 full trials in 7 minutes), so a 1/9 run costs about 0.29 of a
-full one, not 0.11.
+trials that is about 3.3 s, 0.17 of the measuring time (``results/
+multifidelity.md``: the GP ran 18 full trials in 7 minutes), so a 1/9 run
+costs about 0.24 of a full one, not 0.11.
 
 This re-reads Hyperband, the only competitor that runs short trials, with
 each evaluation charged ``evaluation_cost(fidelity, overhead)``: a full-length
