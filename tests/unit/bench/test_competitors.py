@@ -126,6 +126,7 @@ def test_evaluator_charges_the_trial_overhead_to_short_runs() -> None:
     ev(problem.space.default())
     assert ev.cost == pytest.approx((1 / 9 + 0.3) / 1.3 + 1.0)
 
+
 @pytest.mark.skipif(not _installed("skopt"), reason="skopt not installed")
 def test_skopt_constraint_agrees_with_the_space() -> None:
     from skopt.space import Space as SkoptSpace

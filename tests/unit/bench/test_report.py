@@ -43,6 +43,7 @@ def test_a_fixed_overhead_per_trial_makes_short_runs_dearer_and_full_runs_the_sa
     full = [_e(3.0), _e(2.0), _e(1.0)]
     assert at_budget(full, 2, overhead=0.3) == at_budget(full, 2)
 
+
 def test_rows_clip_regret_only_where_f_star_was_beaten() -> None:
     result = RunResult(Job("p", "o", 0, 3), [_e(5.0), _e(2.0), _e(1.0)], wall_s=1.0)
     rows = rows_of(result, [1, 3], f_star=1.5)
