@@ -225,15 +225,7 @@ def _trust_region_class(short: bool) -> type:
             boxed = self._box(scores["ei"], exclude)
             if boxed is not None:
                 nominees["tr"] = boxed
-            if not nominees:
-                return None
-            names = list(nominees)
-            g = np.array([self.gains[self.arms.index(a)] for a in names])
-            p = np.exp(self.eta * (g - g.max()))
-            arm = names[int(self.rng.choice(len(names), p=p / p.sum()))]
-            self.nominees, self.last_arm = nominees, arm
-            self.picks[arm] += 1
-            return nominees[arm]
+            return self._pick(nominees)
 
     return TrustRegion
 

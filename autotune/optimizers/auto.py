@@ -167,7 +167,10 @@ class AutoOptimizer(GPOptimizer):
             n_random=self.n_candidates,
             n_local=self.n_local,
         )
-        nominees = {a: c for a, c in zip(arms, found, strict=True) if c is not None}
+        return self._pick({a: c for a, c in zip(arms, found, strict=True) if c is not None})
+
+    def _pick(self, nominees: dict[str, Config]) -> Config | None:
+        """Hedge: draw one arm's nominee with probability proportional to exp(eta * gain)."""
         if not nominees:
             return None
         names = list(nominees)
