@@ -179,8 +179,8 @@ def pool(paths: list[Path], out: Path, resamples: int = 10_000) -> None:
         "",
         f"Written {datetime.datetime.now().isoformat(timespec='minutes')} by "
         "`python experiments/bench_multifidelity.py --pool "
-        + " ".join(f"results/{p.name}" for p in paths)
-        + f" --out results/{out.name}`. Each row is one tuning seed: Hyperband's and the "
+        + " ".join(str(p) for p in paths)
+        + f" --out {out}`. Each row is one tuning seed: Hyperband's and the "
         "GP's bests from the same run, verified in the same rotating rounds, as the median "
         "of per-round ratios with its bootstrap CI over rounds.",
         "",
