@@ -3,9 +3,11 @@
 For a 20-knob space, an optimiser is told N observations of a cheap
 function and asked once, untimed (imports and the first model fit, which a
 running tuner has already paid); then, 20 times, it is told one more and
-``ask(1)`` is timed. Each N
-runs in a fresh subprocess, so its peak RSS (``ru_maxrss``) is that of a
-tuner holding N observations and nothing else.
+``ask(1)`` is timed. Each N runs in a fresh subprocess, so its peak RSS
+(``VmHWM``) is that of a tuner holding N observations and nothing else.
+On a shared host one child's p95 swings with the neighbours' load, so each
+N runs in several rounds, the sizes interleaved, and the report gives the
+median p95 over the rounds and its range.
 
 Run as a module for one child: ``python -m autotune.bench.latency --n 5000``.
 """
@@ -67,6 +69,16 @@ def cheap_loss(space: Space, config: Config) -> float:
 
 
 def _rss_mb() -> float:
+    """This process's peak RSS. ``ru_maxrss`` would also count the parent's RSS at
+    fork (Linux carries it across exec), so the high-water mark of the
+    process's own memory map comes first."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     # Linux reports ru_maxrss in KiB.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -157,11 +169,16 @@ def run_latency(
     sizes: Sequence[int] = SIZES,
     repeats: int = 20,
     timeout_s: float = 3600.0,
+    rounds: int = 5,
 ) -> LatencyResult:
+    """Every size once per round, in fresh children; rows in the order they ran."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, not {rounds}")
     name, notes = pick_optimizer(optimizer)
     result = LatencyResult(name, notes=notes)
-    for n in sizes:
-        result.rows.append(run_child(name, n, repeats, timeout_s))
+    for _ in range(rounds):
+        for n in sizes:
+            result.rows.append(run_child(name, n, repeats, timeout_s))
     return result
 
 
@@ -176,40 +193,55 @@ def latency_markdown(result: LatencyResult, command: str = "") -> str:
         f"`{result.optimizer}` on a 20-knob space (8 real, 4 log-real, 4 integer, "
         "2 log-integer, 1 enum, 1 bool): told N observations of a cheap function, then "
         "one untimed `ask(1)` (imports, first fit: a running tuner has paid them) and "
-        "20 rounds of one more `tell` and a timed `ask(1)`. Each N runs in a fresh "
-        "subprocess; peak RSS is its `ru_maxrss`.",
+        "20 times one more `tell` and a timed `ask(1)`. Each N runs in a fresh "
+        "subprocess; peak RSS is its high-water mark (`VmHWM`). Each N runs once per "
+        "round, the sizes interleaved; p50 and p95 are medians over the rounds, and the "
+        "range is the lowest and highest round's p95.",
         "",
         f"Host: {platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}, "
         f"load average {result.load:.1f} when it started (other work on the host slows it)."
         + (f" Command: `{command}`." if command else ""),
         *(["", *result.notes] if result.notes else []),
         "",
-        "| observations | ask p50 s | ask p95 s | ask max s | target p95 s | meets | "
-        "tell N s | first ask s | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| observations | rounds | ask p50 s | ask p95 s | p95 range s | target p95 s | "
+        "meets | tell N s | first ask s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in result.rows:
-        n = int(row["n"])
+    sizes = list(dict.fromkeys(int(r["n"]) for r in result.rows))
+    peaks: dict[int, float] = {}
+    for n in sizes:
         target = TARGET_P95_S.get(n)
-        if "error" in row:
-            lines.append(f"| {n} | {row['error']} | | | {target or '–'} | no | | | |")
+        rows = [r for r in result.rows if int(r["n"]) == n]
+        ok = [r for r in rows if "error" not in r]
+        if not ok:
+            lines.append(
+                f"| {n} | {len(rows)} | {rows[0]['error']} | | | {target or '–'} | no | | | |"
+            )
             continue
-        times = row["ask_s"]
-        p95 = _pct(times, 95)
+        p95s = [_pct(r["ask_s"], 95) for r in ok]
+        p95 = float(np.median(p95s))
         meets = "–" if target is None else ("yes" if p95 < target else "no")
-        lines.append(
-            f"| {n} | {_pct(times, 50):.4f} | {p95:.4f} | {max(times):.4f} | "
-            f"{target if target is not None else '–'} | {meets} | {row['tell_s']:.2f} | "
-            f"{row['first_ask_s']:.2f} | {row['peak_rss_mb']:.0f} |"
+        if target is not None:
+            meets += f" ({sum(v < target for v in p95s)} of {len(p95s)} rounds)"
+        failed = (
+            f", {len(rows) - len(ok)} failed: {rows[0].get('error', '')}"
+            if len(ok) < len(rows)
+            else ""
         )
-    biggest = max(
-        (r for r in result.rows if "error" not in r), key=lambda r: int(r["n"]), default=None
-    )
-    if biggest is not None:
-        rss = float(biggest["peak_rss_mb"])
+        peaks[n] = max(float(r["peak_rss_mb"]) for r in ok)
+        lines.append(
+            f"| {n} | {len(ok)}{failed} | {np.median([_pct(r['ask_s'], 50) for r in ok]):.4f} | "
+            f"{p95:.4f} | {min(p95s):.4f}–{max(p95s):.4f} | "
+            f"{target if target is not None else '–'} | {meets} | "
+            f"{np.median([r['tell_s'] for r in ok]):.2f} | "
+            f"{np.median([r['first_ask_s'] for r in ok]):.2f} | {peaks[n]:.0f} |"
+        )
+    if peaks:
+        biggest = max(peaks)
+        rss = peaks[biggest]
         lines += [
             "",
-            f"Peak memory at {biggest['n']} observations: {rss:.0f} MB "
+            f"Peak memory at {biggest} observations: {rss:.0f} MB "
             f"(goal under {TARGET_RSS_MB:.0f} MB: {'met' if rss < TARGET_RSS_MB else 'not met'}).",
         ]
     return "\n".join(lines) + "\n"

@@ -199,6 +199,9 @@ def latency(
     sizes: Annotated[str, typer.Option(help="Comma-separated history sizes.")] = "100,1000,5000",
     repeats: Annotated[int, typer.Option(help="Timed suggestions per size.")] = 20,
     timeout: Annotated[float, typer.Option(help="Seconds allowed per size.")] = 3600.0,
+    rounds: Annotated[
+        int, typer.Option(help="Children per size, sizes interleaved; the report takes medians.")
+    ] = 5,
     out: Annotated[Path, typer.Option(help="Markdown report.")] = Path(
         "experiments/results/latency.md"
     ),
@@ -208,7 +211,7 @@ def latency(
 
     try:
         ns = [int(s) for s in _split(sizes) or []]
-        result = run_latency(optimizer, ns, repeats, timeout)
+        result = run_latency(optimizer, ns, repeats, timeout, rounds)
     except ValueError as exc:
         fail(str(exc))
         return

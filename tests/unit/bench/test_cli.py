@@ -6,10 +6,17 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from autotune.bench.latency import LatencyResult, latency_markdown, latency_space, measure
+from autotune.bench.latency import (
+    LatencyResult,
+    latency_markdown,
+    latency_space,
+    measure,
+    run_child,
+)
 from autotune.bench.runner import CSV_COLUMNS
 from autotune.cli import app
 
@@ -99,9 +106,48 @@ def test_latency_measure_and_report() -> None:
     json.dumps(row)  # what the child prints
 
 
+def _row(n: int, times: list[float], rss: float = 100.0) -> dict[str, object]:
+    return {"n": n, "ask_s": times, "tell_s": 0.1, "first_ask_s": 1.0, "peak_rss_mb": rss}
+
+
+def test_latency_report_takes_medians_over_rounds() -> None:
+    # Three rounds at 100 observations; numpy's p95 of 20 times interpolates
+    # between the two slowest: 0.0305, 0.0605 and 0.02125.
+    rows = [
+        _row(100, [0.03] * 19 + [0.04]),
+        _row(100, [0.06] * 19 + [0.07], rss=180.0),
+        _row(100, [0.02] * 19 + [0.045]),
+    ]
+    text = latency_markdown(LatencyResult("auto", rows))
+    (line,) = [x for x in text.splitlines() if x.startswith("| 100 |")]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1] == "3"
+    assert cells[2] == "0.0300"  # median of the rounds' p50s
+    assert float(cells[3]) == pytest.approx(np.median([_p95(r) for r in rows]), abs=1e-4)
+    assert cells[4] == "0.0213–0.0605"
+    assert cells[6] == "yes (2 of 3 rounds)"
+    assert cells[9] == "180"  # the highest round's peak
+    assert "Peak memory at 100 observations: 180 MB" in text
+
+
+def _p95(row: dict[str, object]) -> float:
+    return float(np.percentile(row["ask_s"], 95))  # type: ignore[arg-type]
+
+
+def test_latency_child_reports_its_own_peak_memory_not_its_parents() -> None:
+    # ru_maxrss would carry this process's RSS at fork into the child.
+    ballast = np.ones(40_000_000)  # 320 MB, touched
+    row = run_child("random", 20, 2, timeout_s=120.0)
+    assert "error" not in row, row
+    assert row["peak_rss_mb"] < 300, row["peak_rss_mb"]
+    del ballast
+
+
 def test_bench_latency_runs_children(tmp_path: Path) -> None:
     out = tmp_path / "latency.md"
     args = ["bench", "latency", "--optimizer", "random", "--sizes", "20", "--repeats", "2"]
-    result = runner.invoke(app, [*args, "--out", str(out)])
+    result = runner.invoke(app, [*args, "--rounds", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "| 20 |" in out.read_text()
+    assert "| 20 | 2 |" in out.read_text()
+    result = runner.invoke(app, [*args, "--rounds", "0", "--out", str(out)])
+    assert result.exit_code == 2 and "rounds" in result.output
