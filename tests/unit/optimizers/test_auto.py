@@ -10,8 +10,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from autotune.optimizers import OPTIMIZERS, AutoOptimizer, RandomOptimizer, make_optimizer
+from autotune.optimizers import (
+    OPTIMIZERS,
+    AutoOptimizer,
+    GPOptimizer,
+    RandomOptimizer,
+    make_optimizer,
+)
 from autotune.optimizers.auto import ARMS as DEFAULT_ARMS
+from autotune.optimizers.auto import NOISE_PRIOR
 from autotune.space import Space
 from autotune.spec import Config, Spec
 from tests.unit._support import MACHINE
@@ -243,3 +250,26 @@ def test_auto_beats_random_on_a_smooth_loss(space: Space) -> None:
     # random's median is ~0.5 here, auto's ~0.01
     assert statistics.median(ours) < statistics.median(rnd) / 5, (ours, rnd)
     assert statistics.median(ours) < 0.2, ours
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda space: auto(space), NOISE_PRIOR),
+        (lambda space: auto(space, noise_prior=None), None),
+        (lambda space: auto(space, noise_prior=(-3.0, 0.5)), (-3.0, 0.5)),
+        (lambda space: GPOptimizer(space, seed=0, **FAST), None),
+    ],
+    ids=["auto", "auto-without", "auto-custom", "gp"],
+)
+def test_the_model_is_fitted_with_the_optimisers_noise_prior(
+    make: Callable[[Space], GPOptimizer], expected: object, space: Space
+) -> None:
+    opt = make(space)
+    config = space.default()
+    opt.tell(config, bowl(config))
+    while len(opt.history_) < opt.n_init + 1:
+        (config,) = opt.ask(1)
+        opt.tell(config, bowl(config))
+    assert opt.model_ is not None
+    assert opt.model_.noise_prior == expected

@@ -69,6 +69,25 @@ def test_nll_gradient_matches_finite_differences(seed: int) -> None:
     np.testing.assert_allclose(grad, numeric, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(grad).max()))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_noise_prior_adds_its_log_density_and_its_gradient(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, d = 12, 3
+    X = rng.random((n, d))
+    y = standardise(f3(X) + 0.1 * rng.normal(size=n))
+    diff2 = diffs(X)
+    theta = np.concatenate([rng.uniform(-1.5, 1.5, d), [0.3], [rng.uniform(-7.0, -1.0)]])
+    prior = (-5.0, 0.7)
+    plain, plain_grad = _nll(theta, diff2, y)
+    value, grad = _nll(theta, diff2, y, prior)
+    offset = theta[-1] - prior[0]
+    assert value - plain == pytest.approx(offset**2 / (2 * prior[1] ** 2))
+    np.testing.assert_allclose(grad[:-1], plain_grad[:-1])
+    assert grad[-1] - plain_grad[-1] == pytest.approx(offset / prior[1] ** 2)
+    numeric = approx_fprime(theta, lambda t: _nll(t, diff2, y, prior)[0], 1e-6)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(grad).max()))
+
+
 def test_nll_is_lower_at_a_sensible_theta_than_at_a_silly_one() -> None:
     rng = np.random.default_rng(0)
     X = rng.random((20, 2))
@@ -133,6 +152,20 @@ def test_learned_noise_is_larger_on_noisy_data(seed: int) -> None:
     # the true noise variance, standardised, is about 0.09 / 1.09
     assert 0.02 < loud < 0.4
     assert loud > 100 * quiet
+
+
+def test_noise_prior_shrinks_the_learned_noise_but_still_learns_it() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 1))
+    clean = f1(X)
+    noisy = standardise(clean + 0.3 * clean.std() * rng.normal(size=30))
+    prior = (-5.0, 1.0)
+    free = fit(X, noisy).noise
+    held = GPModel(noise_prior=prior).fit(X, noisy, np.random.default_rng(0)).noise
+    quiet = GPModel(noise_prior=prior).fit(X, standardise(clean), np.random.default_rng(0)).noise
+    assert held < free
+    assert held > 10 * quiet  # the noise is still learned, not fixed at the prior's centre
+    assert held > math.exp(prior[0])
 
 
 # Data sets on which a single cold start from the prior's long length scales used to
