@@ -114,6 +114,8 @@ def run_autotune(name: str, problem: Problem, seed: int, budget: int, ev: Evalua
     so far, as the scheduler does.
     """
     optimizer = make_optimizer(name, problem.space, seed)
+    # The budget is cost (a short run pays its share), as wall time is, with no count limit.
+    optimizer.plan_budget(None, timed=True)
     baseline = problem.space.default()
     optimizer.tell(baseline, ev(baseline))
     while not ev.spent(budget):

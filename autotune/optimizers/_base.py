@@ -74,6 +74,15 @@ class Optimizer(ABC):
     def load_state(self, state: dict[str, Any]) -> None:  # noqa: B027 (an optional hook)
         """Restore ``state_dict()`` output; called before the history is told again."""
 
+    def plan_budget(self, trials: int | None, timed: bool) -> None:  # noqa: B027 (optional)
+        """Told by the tuner what a session may spend: at most ``trials`` search
+        trials (None: no count limit), and whether wall time bounds it too.
+
+        A short run costs a share of a full one only when time is the budget;
+        under a trial count it costs a whole trial. Optimisers that choose
+        short runs only where they pay (``auto``) listen; the rest ignore it.
+        """
+
     def reseed(self, *stream: int) -> None:
         """Start a fresh random stream, keeping ``seed`` (and so any initial design).
 

@@ -167,6 +167,11 @@ class Scheduler:
                 cached.optimizer.tell(trial.config, loss, fidelity=trial.fidelity)
                 cached.told.add(trial.number)
         cached.optimizer.reseed(len(trials))
+        # On every call: the service can change the budget while the experiment runs.
+        cached.optimizer.plan_budget(
+            max(0, experiment.budget - experiment.repeats),
+            timed=experiment.settings.get("time_budget_s") is not None,
+        )
         return trials, cached.optimizer
 
     def propose(self, experiment: Experiment, room: int) -> list[Proposal]:

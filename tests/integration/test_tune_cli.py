@@ -129,6 +129,47 @@ def test_tune_races_the_best_with_repeats(workdir: Path) -> None:
     assert "trials        5 done" in result.stdout and "2 repeats" in result.stdout
 
 
+@pytest.mark.slow
+def test_auto_screens_with_short_runs_under_a_time_budget(workdir: Path) -> None:
+    """With wall time as the budget, auto opens with Hyperband's short runs, then runs full."""
+    result = run_cli(
+        workdir, "tune", "--system", "postgres", "--workload", TINY_TPCB, "--trials", "16",
+        "--repeats", "0", "--duration", "2", "--time-budget", "900", "--experiment", "screened",
+        "--knobs", "work_mem,random_page_cost",
+    )  # fmt: skip
+    assert "summary: screened" in result.stdout
+    trials = trials_json(workdir, "screened")
+    assert len(trials) == 16
+    fidelities = [round(float(t["fidelity"]), 3) for t in trials]  # type: ignore[arg-type]
+    assert fidelities[0] == 1.0 and trials[0]["baseline"] is True
+    assert fidelities[1] == round(1 / 9, 3)  # the screen's first look is short
+    # Two knobs: a design of 3, so a screen that carries one config to full length...
+    promoted = [t for t in trials[1:] if t["fidelity"] == 1.0]
+    assert promoted, fidelities
+    first = promoted[0]
+    runs = sorted(
+        round(float(t["fidelity"]), 3)  # type: ignore[arg-type]
+        for t in trials
+        if t["config"] == first["config"]
+    )
+    assert runs == [round(1 / 9, 3), round(1 / 3, 3), 1.0], runs
+    # ...and after it every trial runs full length, on configs not tried before.
+    after = trials[trials.index(first) + 1 :]
+    assert after and all(t["fidelity"] == 1.0 for t in after), fidelities
+    earlier = [json.dumps(t["config"], sort_keys=True) for t in trials[: trials.index(first) + 1]]
+    assert all(json.dumps(t["config"], sort_keys=True) not in earlier for t in after)
+    # Short runs were measured for their share of the duration, floored at a second.
+    short = [t for t in trials if t["status"] == "ok" and t["fidelity"] < 1.0]
+    assert short and all(
+        1.0 <= t["timings"]["measure_s"] < 2.0  # type: ignore[index]
+        for t in short
+    )
+    # The reported best is a full-length run.
+    best = json.loads(run_cli(workdir, "best", "screened", "--format", "json").stdout)
+    (chosen,) = [t for t in trials if t["number"] == best["trial"]]
+    assert chosen["fidelity"] == 1.0
+
+
 def test_pgbench_select_workload(workdir: Path) -> None:
     run_cli(
         workdir, "tune", "--system", "postgres", "--workload",

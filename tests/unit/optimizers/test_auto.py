@@ -273,3 +273,100 @@ def test_the_model_is_fitted_with_the_optimisers_noise_prior(
         opt.tell(config, bowl(config))
     assert opt.model_ is not None
     assert opt.model_.noise_prior == expected
+
+
+# -- the opening screen ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("trials", "timed", "screen", "short"),
+    [
+        (None, True, 3, True),  # wall time only: no count to run out of
+        (39, True, 3, True),  # 13 trials per config carried to full length
+        (38, True, 3, False),  # the count cannot pay for the screen
+        (100, False, 3, False),  # a trial count prices a short run as a whole trial
+        (None, True, 0, False),  # no screen asked for
+    ],
+)
+def test_short_runs_only_when_time_is_the_budget_and_the_count_pays(
+    space: Space, trials: int | None, timed: bool, screen: int, short: bool
+) -> None:
+    opt = auto(space, screen=screen)
+    assert opt.short_runs is False  # until the tuner says otherwise
+    opt.plan_budget(trials, timed)
+    assert opt.short_runs is short
+    opt.tell(space.default(), bowl(space.default()))
+    (first,) = opt.suggest(1)
+    assert first.fidelity == (pytest.approx(1 / 9) if short else 1.0)
+
+
+@pytest.mark.parametrize(("n_init", "screen"), [(3, 1), (5, 1), (6, 2), (10, 3)])
+def test_by_default_the_screen_costs_what_the_design_would(
+    space: Space, n_init: int, screen: int
+) -> None:
+    opt = auto(space, n_init=n_init)
+    assert opt.screen == screen  # 3 full runs' time per config: about n_init full runs
+    opt.plan_budget(13 * screen, timed=True)
+    assert opt.short_runs
+    opt.plan_budget(13 * screen - 1, timed=True)
+    assert not opt.short_runs
+
+
+def test_a_negative_screen_is_refused(space: Space) -> None:
+    with pytest.raises(ValueError, match="screen"):
+        auto(space, screen=-1)
+
+
+def test_the_screen_ends_once_enough_configs_ran_full_length(space: Space) -> None:
+    opt = auto(space, screen=2)
+    opt.plan_budget(None, timed=True)
+    opt.tell(space.default(), bowl(space.default()))
+    fidelities = []
+    while opt.screening():
+        (s,) = opt.suggest(1)
+        fidelities.append(s.fidelity)
+        opt.tell(s.config, bowl(s.config), s.fidelity)
+        assert len(fidelities) < 60, "the screen never ended"
+    full = {space.key(c) for c, _, f in opt.observations_ if f == 1.0}
+    assert len(full) == 3  # the baseline and two promoted configs
+    assert min(fidelities) == pytest.approx(1 / 9)
+    assert fidelities.count(1.0) == 2  # each promoted config ran full length once
+    # Hyperband's promotions: a config reaches full length only after a third-length run.
+    for config in full - {space.key(space.default())}:
+        runs = sorted(f for c, _, f in opt.observations_ if space.key(c) == config)
+        assert runs == pytest.approx([1 / 9, 1 / 3, 1.0])
+    seen = opt.seen()
+    for _ in range(3):
+        (s,) = opt.suggest(1)
+        assert s.fidelity == 1.0 and space.key(s.config) not in seen
+        opt.tell(s.config, bowl(s.config), s.fidelity)
+    assert sum(opt.picks.values()) > 0  # the portfolio took over
+
+
+def test_a_configs_shorter_runs_give_way_to_its_longest(space: Space) -> None:
+    opt = auto(space)
+    a, b, c = ({"x": float(v), "y": 1.0} for v in (1, 2, 3))
+    opt.tell(a, 5.0, 1 / 9)
+    opt.tell(b, 7.0, 1 / 9)
+    opt.tell(a, 9.0, 1 / 3)
+    opt.tell(c, 4.0)
+    opt.tell(c, 6.0)  # a repeat at full length stays: it teaches the noise
+    data = opt._training_data()
+    assert data is not None
+    X, y, failed = data
+    # a's 1/9 run is dropped, b's only (short) run kept, both of c's full runs kept.
+    np.testing.assert_array_equal(X, space.encode_many([b, a, c, c]))
+    assert not failed.any()
+    # The transform is monotone: the order of the kept losses (7, 9, 4, 6) survives.
+    assert list(np.argsort(y)) == [2, 3, 0, 1]
+
+
+def test_with_every_run_full_length_the_data_is_the_gps(space: Space) -> None:
+    opt, gp = auto(space), GPOptimizer(space, **FAST)
+    for x in (1.0, 2.0, 2.0, 4.0):
+        for o in (opt, gp):
+            o.tell({"x": x, "y": 1.0}, x * x)
+        for o in (opt, gp):
+            o.tell({"x": x + 0.5, "y": 2.0}, None)
+    mine, theirs = opt._training_data(), gp._training_data()
+    assert mine is not None and theirs is not None
+    for m, t in zip(mine, theirs, strict=True):
+        np.testing.assert_array_equal(m, t)

@@ -257,3 +257,44 @@ def test_trials_in_flight_finish_after_the_deadline_then_the_experiment_is_done(
     scheduler.report("b", second.trial_id, second.lease_id, outcome(second.config))
     assert store.require_experiment("fid").status == "done"
     assert [t.status for t in store.trials(exp)] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "short"),
+    [
+        ({"budget": 45, **_clock(0, 600)}, True),  # wall time, and trials enough to screen
+        # 12 search trials, and a screen of one config (3 knobs) needs 13.
+        ({"budget": 22, "repeats": 10, **_clock(0, 600)}, False),
+        ({"budget": 45}, False),  # a trial count alone: every trial runs full length
+    ],
+)
+def test_auto_screens_with_short_runs_only_under_a_time_budget(
+    store: Store, exp_with: Callable[..., Experiment], settings: dict[str, Any], short: bool
+) -> None:
+    exp = exp_with(optimizer="auto", **settings)
+    scheduler = Scheduler(store)
+    leases = []
+    for _ in range(3):
+        lease = scheduler.lease("a")
+        assert lease is not None
+        leases.append(lease)
+        scheduler.report("a", lease.trial_id, lease.lease_id, outcome(lease.config))
+    assert leases[0].fidelity == 1.0  # the baseline
+    expected = [1 / 9, 1 / 9] if short else [1.0, 1.0]
+    assert [lease.fidelity for lease in leases[1:]] == pytest.approx(expected)
+    assert [t.fidelity for t in store.trials(exp)][1:3] == pytest.approx(expected)
+    if short:
+        assert all(lease.duration_s == MIN_TRIAL_S for lease in leases[1:])  # 8 s / 9, floored
+
+
+def test_a_time_budget_set_later_starts_the_screen(
+    store: Store, exp_with: Callable[..., Experiment]
+) -> None:
+    exp = exp_with(optimizer="auto", budget=45)
+    scheduler = Scheduler(store)
+    lease = scheduler.lease("a")
+    assert lease is not None and lease.fidelity == 1.0
+    scheduler.report("a", lease.trial_id, lease.lease_id, outcome(lease.config))
+    store.update_experiment(exp, settings=_clock(0, 600))  # as the service's PATCH does
+    lease = scheduler.lease("a")
+    assert lease is not None and lease.fidelity == pytest.approx(1 / 9)
