@@ -6,14 +6,19 @@ temperature, initial design size, extra arms, model and search changes) on the
 same problems and scores each against the other competitors' runs in that
 CSV, with the same tie rule (one-sided Mann–Whitney U against the lowest
 median, p < 0.05). The test is unpaired, so seeds may differ from the
-reference's. Each block of 100 seeds is reported on its own row: blocks 0 and
-1 chose among the variants, block 2 (seeds the choice never saw) checks the
-choice.
+reference's. Each block of 100 seeds is reported on its own row, so a choice
+made on some blocks can be checked on a block it never saw (see each variant
+below).
 
-``auto`` is the shipped optimiser, with its noise prior; ``no-noise-prior``
-is ``auto`` before that prior shipped (it was the variant ``noise-prior-5``
-here, chosen on blocks 0 and 1 and checked on block 2). The other variants
-change that earlier ``auto``, so each is compared with ``no-noise-prior``.
+``auto`` is the shipped optimiser, with its noise prior and its opening
+screen of short runs (the benchmark's budget is cost, as wall time is, so the
+screen runs). ``no-screen`` is ``auto`` before the screen shipped (chosen
+after blocks 0-2 and checked on block 3, seeds 300-329; ``screen3`` and
+``screen-full-only`` were the first try, which failed its check), and
+``no-noise-prior`` is that before its prior shipped (the variant
+``noise-prior-5`` here, chosen on blocks 0 and 1 and checked on block 2). The
+other variants change that earlier ``auto``, so each is compared with
+``no-noise-prior``.
 
     python experiments/bench_auto_variants.py --seeds 0:20 --seeds 100:120 --seeds 200:230 \
         --variants auto,no-noise-prior,eta0.3,eta0.1
@@ -21,6 +26,10 @@ change that earlier ``auto``, so each is compared with ``no-noise-prior``.
         --variants init10,eta0.3-init10,eta0.1-init10,arms-ei-ucb-pi,arms-ei-ucb-rf
     python experiments/bench_auto_variants.py --seeds 0:20 --seeds 100:120 \
         --variants noise-max0.03,plug-in-ei,trust-region,trust-region-f3-l0.5,additive
+    python experiments/bench_auto_variants.py --seeds 0:20 --seeds 100:120 --seeds 200:230 \
+        --variants screen3,screen-full-only
+    python experiments/bench_auto_variants.py --seeds 0:20 --seeds 100:120 --seeds 200:230 \
+        --seeds 300:330 --variants auto,no-screen
 
 Writes results/auto_variants.csv (one row per run; runs already in it are
 kept, as a run is a pure function of variant, problem and seed) and
@@ -53,11 +62,14 @@ PROBLEMS = (
     "hartmann6-noisy",
     "pg-tpcb-rf",
 )
-# name -> AutoOptimizer keyword arguments; "auto" is the shipped default, and
-# every other variant changes "no-noise-prior" (auto before its noise prior).
-_EARLIER: dict[str, Any] = {"noise_prior": None}
+# name -> AutoOptimizer keyword arguments; "auto" is the shipped default,
+# "no-screen" is auto before its opening screen, "no-noise-prior" is that before
+# its noise prior, and every other variant changes "no-noise-prior".
+_EARLIER: dict[str, Any] = {"noise_prior": None, "screen": 0}
 VARIANTS: dict[str, dict[str, Any]] = {
     "auto": {},
+    "screen3": {"screen": 3},  # a fixed screen of 3 configs, the first candidate
+    "no-screen": {"screen": 0},
     "no-noise-prior": _EARLIER,
     "eta0.3": {**_EARLIER, "eta": 0.3},
     "eta0.1": {**_EARLIER, "eta": 0.1},
@@ -78,6 +90,7 @@ MODEL_VARIANTS = (
 )
 for _name in MODEL_VARIANTS:
     VARIANTS[_name] = _EARLIER
+VARIANTS["screen-full-only"] = {"screen": 3}  # changes screen3
 
 
 def run(job: tuple[str, str, int]) -> dict[str, Any]:
@@ -131,7 +144,30 @@ def _model_variant(variant: str) -> type:
         return _trust_region_class(variant.endswith("l0.5"))
     elif variant == "additive":
         return _additive_class()
+    elif variant == "screen-full-only":
+        return _full_only_class()
     return AutoOptimizer
+
+
+def _full_only_class() -> type:
+    from autotune.optimizers import AutoOptimizer, GPOptimizer
+
+    class FullOnly(AutoOptimizer):
+        """After the screen, the GP models full-length runs only (short ones only screen)."""
+
+        def _training_data(self) -> Any:
+            full = [i for i, (_, _, f) in enumerate(self.observations_) if f >= 1.0]
+            if len(full) == len(self.observations_):
+                return GPOptimizer._training_data(self)
+            saved = self.history_, self._rows
+            self.history_ = [self.history_[i] for i in full]
+            self._rows = [self._rows[i] for i in full]
+            try:
+                return GPOptimizer._training_data(self)
+            finally:
+                self.history_, self._rows = saved
+
+    return FullOnly
 
 
 def _plug_in_class() -> type:
@@ -399,7 +435,7 @@ def table(runs: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
         name = str(best.optimizer)
         regrets = field[(field.problem == problem) & (field.optimizer == name)]
         best_of[problem] = (name, float(best.median_regret), _regrets(regrets))
-    # Blocks of 100 seeds are separate samples (0-19 and 100-119 chose, 200-229 checked).
+    # Blocks of 100 seeds are separate samples: some chose a variant, a later one checks it.
     runs = runs.assign(block=runs.seed // 100)
     for variant in VARIANTS:
         for _, mine in runs[runs.variant == variant].groupby("block", sort=True):
@@ -425,8 +461,14 @@ def table(runs: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
 
 
 def base_of(variant: str) -> str:
-    """The optimiser a variant changes: ``auto`` for ``no-noise-prior``, else that."""
-    return "auto" if variant == "no-noise-prior" else "no-noise-prior"
+    """The optimiser a variant changes: each earlier ``auto`` is compared with its successor."""
+    bases = {
+        "no-screen": "auto",
+        "no-noise-prior": "no-screen",
+        "screen-full-only": "screen3",
+        "screen3": "auto",
+    }
+    return bases.get(variant, "no-noise-prior")
 
 
 def against_base(runs: pd.DataFrame) -> list[str]:
