@@ -150,22 +150,13 @@ def _model_variant(variant: str) -> type:
 
 
 def _full_only_class() -> type:
-    from autotune.optimizers import AutoOptimizer, GPOptimizer
+    from autotune.optimizers import AutoOptimizer
 
     class FullOnly(AutoOptimizer):
         """After the screen, the GP models full-length runs only (short ones only screen)."""
 
         def _training_data(self) -> Any:
-            full = [i for i, (_, _, f) in enumerate(self.observations_) if f >= 1.0]
-            if len(full) == len(self.observations_):
-                return GPOptimizer._training_data(self)
-            saved = self.history_, self._rows
-            self.history_ = [self.history_[i] for i in full]
-            self._rows = [self._rows[i] for i in full]
-            try:
-                return GPOptimizer._training_data(self)
-            finally:
-                self.history_, self._rows = saved
+            return self._data_of([i for i, (_, _, f) in enumerate(self.observations_) if f >= 1.0])
 
     return FullOnly
 

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autotune.optimizers._base import Suggestion, failure_penalty
+from autotune.optimizers._base import Suggestion
 from autotune.optimizers._search import Score, maximise
-from autotune.optimizers.gp import ACQUISITIONS, GPOptimizer, transform_losses
+from autotune.optimizers.gp import ACQUISITIONS, GPOptimizer
 from autotune.optimizers.hyperband import HyperbandOptimizer
 from autotune.space import Space
 
@@ -134,19 +134,13 @@ class AutoOptimizer(GPOptimizer):
         for config, _, fidelity in self.observations_:
             key = self.space.key(config)
             longest[key] = max(fidelity, longest.get(key, 0.0))
-        keep = [
-            i
-            for i, (config, _, fidelity) in enumerate(self.observations_)
-            if fidelity >= longest[self.space.key(config)]
-        ]
-        losses = [self.history_[i][1] for i in keep]
-        ok = [loss for loss in losses if loss is not None]
-        if len(ok) < 2:
-            return None
-        penalty = failure_penalty(ok)
-        raw = np.array([penalty if loss is None else loss for loss in losses])
-        failed = np.array([loss is None for loss in losses])
-        return np.vstack([self._rows[i] for i in keep]), transform_losses(raw), failed
+        return self._data_of(
+            [
+                i
+                for i, (config, _, fidelity) in enumerate(self.observations_)
+                if fidelity >= longest[self.space.key(config)]
+            ]
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -163,13 +163,18 @@ class GPOptimizer(Optimizer):
     # -- model ------------------------------------------------------------------
     def _training_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Features, transformed losses (failures as a penalty) and the failure mask."""
-        ok = [loss for _, loss in self.history_ if loss is not None]
+        return self._data_of(range(len(self.history_)))
+
+    def _data_of(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``_training_data`` for some of the told observations, by index."""
+        losses = [self.history_[i][1] for i in rows]
+        ok = [loss for loss in losses if loss is not None]
         if len(ok) < 2:
             return None
         penalty = failure_penalty(ok)
-        raw = np.array([penalty if loss is None else loss for _, loss in self.history_])
-        failed = np.array([loss is None for _, loss in self.history_])
-        return np.vstack(self._rows), transform_losses(raw), failed
+        raw = np.array([penalty if loss is None else loss for loss in losses])
+        failed = np.array([loss is None for loss in losses])
+        return np.vstack([self._rows[i] for i in rows]), transform_losses(raw), failed
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> GPModel:
         model = GPModel(noise_prior=self.noise_prior).fit(X, y, self.rng, theta0=self._theta)
