@@ -370,3 +370,14 @@ def test_with_every_run_full_length_the_data_is_the_gps(space: Space) -> None:
     assert mine is not None and theirs is not None
     for m, t in zip(mine, theirs, strict=True):
         np.testing.assert_array_equal(m, t)
+
+
+def test_past_full_length_trials_such_as_a_warm_start_skip_the_screen(space: Space) -> None:
+    opt = auto(space)  # two knobs: a screen of one config
+    opt.plan_budget(None, timed=True)
+    opt.tell({"x": 1.0, "y": 1.0}, 37.0)  # as the scheduler tells a warm start's trials
+    assert opt.screening()  # one full-length config is only the baseline's share
+    opt.tell({"x": 6.0, "y": 2.0}, 2.0)
+    assert not opt.screening()
+    (s,) = opt.suggest(1)
+    assert s.fidelity == 1.0
