@@ -130,17 +130,11 @@ class AutoOptimizer(GPOptimizer):
         """As the GP's, but a config's shorter runs give way to its longest ones."""
         if all(fidelity >= 1.0 for _, _, fidelity in self.observations_):
             return super()._training_data()  # the common case, kept cheap at 5,000 trials
+        runs = [(self.space.key(c), fidelity) for c, _, fidelity in self.observations_]
         longest: dict[tuple[object, ...], float] = {}
-        for config, _, fidelity in self.observations_:
-            key = self.space.key(config)
+        for key, fidelity in runs:
             longest[key] = max(fidelity, longest.get(key, 0.0))
-        return self._data_of(
-            [
-                i
-                for i, (config, _, fidelity) in enumerate(self.observations_)
-                if fidelity >= longest[self.space.key(config)]
-            ]
-        )
+        return self._data_of([i for i, (key, f) in enumerate(runs) if f >= longest[key]])
 
     def state_dict(self) -> dict[str, Any]:
         return {
