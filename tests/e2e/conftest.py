@@ -1,8 +1,8 @@
 """Headless Chromium for the end-to-end tests: Debian's /usr/bin/chromium, driven by Playwright.
 
 Playwright never downloads a browser here: it launches the system Chromium by path.
-Without it the tests skip, except under CI (the ``CI`` environment variable), where
-a missing browser is a failure: ``.ci/run`` installs it.
+Without it the tests skip, saying how to enable them, except under CI, where a
+missing browser is a failure (``tests.conftest.unavailable``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import INSTALL_DEV, unavailable
+
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -22,21 +24,15 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 LAUNCH_ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure; .ci/run installs it)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the session."""
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        unavailable(f"end-to-end tests need {CHROMIUM}: apt-get install -y chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright is not installed: pip install -e '.[dev]'")
+        unavailable(f"end-to-end tests need playwright: {INSTALL_DEV}")
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS

@@ -30,9 +30,12 @@ FILE = Path("/proc/sys/vm/dirty_expire_centisecs")
 SPEC = ROOT / "knobs" / "linux.yaml"
 
 pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="changing a real sysctl needs root"),
     pytest.mark.skipif(
-        not os.access(FILE, os.W_OK), reason=f"{FILE} is not writable (read-only /proc/sys?)"
+        os.geteuid() != 0, reason="real-sysctl tests need root: run the tests as root"
+    ),
+    pytest.mark.skipif(
+        not os.access(FILE, os.W_OK),
+        reason=f"real-sysctl tests need a writable {FILE}: run on a host or a privileged container",
     ),
 ]
 

@@ -16,16 +16,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
 from tests.integration.pgutil import cli_env, processes_under
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not all(shutil.which(p) for p in ("redis-server", "redis-cli", "redis-benchmark")),
-        reason="needs redis-server, redis-cli and redis-benchmark (apt-get install redis-server "
-        "redis-tools; .ci/run installs them)",
-    ),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _needs_redis() -> None:
+    if not all(shutil.which(p) for p in ("redis-server", "redis-cli", "redis-benchmark")):
+        unavailable(
+            "Redis tests need redis-server, redis-cli and redis-benchmark: "
+            "apt-get install redis-server redis-tools (.ci/run installs them)"
+        )
 
 
 def redis_servers() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
@@ -19,12 +20,14 @@ from autotune.bench.latency import (
 )
 from autotune.bench.runner import CSV_COLUMNS
 from autotune.cli import app
+from tests.conftest import INSTALL_DEV, unavailable
 
 runner = CliRunner()
 
 
 def test_bench_optimizers_writes_the_csv_and_the_table(tmp_path: Path) -> None:
-    pytest.importorskip("optuna")
+    if importlib.util.find_spec("optuna") is None:
+        unavailable(f"the benchmark's optuna-tpe competitor needs optuna: {INSTALL_DEV}")
     out = tmp_path / "tmp" / "x.csv"
     args = ["bench", "optimizers", "--budget", "5", "--seeds", "2", "--problems", "branin"]
     args += ["--optimizers", "random,gp,optuna-tpe", "--out", str(out)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -18,12 +16,10 @@ from autotune.bench.competitors import (
 )
 from autotune.bench.problems import PG_RECORDED, Problem, get_problem, load_recorded, recorded_space
 from autotune.optimizers.skopt import from_skopt_point
+from tests.conftest import INSTALL_DEV
+from tests.conftest import unavailable as needs
 
 BUDGET = 5
-
-
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 def _pg_like() -> Problem:
@@ -38,25 +34,16 @@ def _pg_like() -> Problem:
     )
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "random",
-        "gp",
-        pytest.param(
-            "skopt-gp_minimize",
-            marks=pytest.mark.skipif(not _installed("skopt"), reason="skopt not installed"),
-        ),
-        pytest.param(
-            "optuna-tpe",
-            marks=pytest.mark.skipif(not _installed("optuna"), reason="optuna not installed"),
-        ),
-        pytest.param(
-            "smac3", marks=pytest.mark.skipif(not _installed("smac"), reason="smac not installed")
-        ),
-    ],
-)
+def _require(name: str) -> None:
+    """A competitor from an optional library: skip (fail under CI) when it does not import."""
+    reason = unavailable(name)
+    if reason is not None:
+        needs(f"competitor {name}: {reason}: {INSTALL_DEV}")
+
+
+@pytest.mark.parametrize("name", ["random", "gp", "skopt-gp_minimize", "optuna-tpe", "smac3"])
 def test_budget_valid_evaluations_baseline_first(name: str) -> None:
+    _require(name)
     problem = get_problem("hartmann6-noisy")
     ev = run_competitor(name, problem, seed=1, budget=BUDGET)
     assert len(ev.evaluations) == BUDGET and ev.cost == BUDGET
@@ -72,8 +59,7 @@ def test_budget_valid_evaluations_baseline_first(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["gp", "optuna-tpe"])
 def test_a_run_is_deterministic(name: str) -> None:
-    if unavailable(name):
-        pytest.skip(str(unavailable(name)))
+    _require(name)
     problem = get_problem("branin-noisy")
     a = run_competitor(name, problem, seed=3, budget=6)
     b = run_competitor(name, problem, seed=3, budget=6)
@@ -127,7 +113,6 @@ def test_evaluator_charges_the_trial_overhead_to_short_runs() -> None:
     assert ev.cost == pytest.approx((1 / 9 + 0.3) / 1.3 + 1.0)
 
 
-@pytest.mark.skipif(not _installed("skopt"), reason="skopt not installed")
 def test_skopt_constraint_agrees_with_the_space() -> None:
     from skopt.space import Space as SkoptSpace
 
