@@ -8,6 +8,7 @@ from autotune.store._exchange import (
 )
 from autotune.store._store import (
     FINISHED,
+    PHASES,
     Analysis,
     Experiment,
     LeaseConflict,
@@ -23,6 +24,7 @@ from autotune.store._store import (
 
 __all__ = [
     "FINISHED",
+    "PHASES",
     "Analysis",
     "Experiment",
     "LeaseConflict",

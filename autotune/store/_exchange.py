@@ -3,7 +3,7 @@
 The file is JSON (gzip-compressed when its name ends in ``.gz``), written with
 sorted keys and a one-space indent so that two exports diff line by line::
 
-    {"format": "autotune-experiment", "version": 1,
+    {"format": "autotune-experiment", "version": 2,
      "autotune_version": "0.1.0", "exported_at": "2026-11-27T10:00:00+00:00",
      "experiment": {"name", "system",
                     "spec": {"path", "hash", "content"},
@@ -14,7 +14,7 @@ sorted keys and a one-space indent so that two exports diff line by line::
                  "objective", "metrics", "timings", "status_history", "not_applied",
                  "error", "log_excerpt", "agent", "attempts", "proposed_at",
                  "started_at", "finished_at", "lease_expires_at", "fidelity",
-                 "repeat", "is_baseline"}, ...],
+                 "repeat", "phase", "round", "arm", "is_baseline"}, ...],
      "analyses": [{"kind", "created_at", "result"}, ...]}
 
 Every key is always written (``null`` where a value is absent). Times are ISO
@@ -34,7 +34,9 @@ if the import renamed it). Two things are deliberately not carried over:
 
 ``read_export`` also reads the older recorded format written by
 ``autotune bench export-recorded`` before version 1 (``{"header": ..., "trials": ...}``,
-see ``_from_legacy``) and returns it converted to a version 1 document.
+see ``_from_legacy``) and returns it converted to a current document. Version 1
+is version 2 without a trial's ``phase``, ``round`` and ``arm``; it is read with
+every trial a search trial.
 """
 
 from __future__ import annotations
@@ -53,10 +55,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
-from autotune.store._store import Analysis, Experiment, Store, StoreError, Trial, now
+from autotune.store._store import PHASES, Analysis, Experiment, Store, StoreError, Trial, now
 
 FORMAT = "autotune-experiment"
-VERSION = 1
+VERSION = 2  # 2: a trial's phase, round and arm
 
 TOP_KEYS = (
     "format",
@@ -104,7 +106,12 @@ TRIAL_KEYS = (
     "attempts",
     "fidelity",
     "repeat",
+    "phase",
+    "round",
+    "arm",
 )
+# Trial fields version 1 lacked, with the value every version 1 trial has.
+V1_TRIAL_DEFAULTS = {"phase": "search", "round": None, "arm": None}
 ANALYSIS_KEYS = ("kind", "created_at", "result")
 
 TRIAL_STATUSES = ("pending", "leased", "ok", "failed")
@@ -159,11 +166,14 @@ def _trial_doc(t: Trial) -> dict[str, Any]:
         "attempts": t.attempts,
         "fidelity": t.fidelity,
         "repeat": t.repeat,
+        "phase": t.phase,
+        "round": t.round,
+        "arm": t.arm,
     }
 
 
 def export_experiment(store: Store, name: str) -> dict[str, Any]:
-    """The version 1 document of experiment ``name``: it, every trial and every analysis.
+    """The current document of experiment ``name``: it, every trial and every analysis.
 
     An experiment still running is exported as it stands when its trials are read.
     """
@@ -361,7 +371,7 @@ def _check_header(r: _Reader, doc: Any) -> dict[str, Any]:
 
 
 def _parse(doc: Any, source: str) -> tuple[Experiment, list[Trial], list[Analysis]]:
-    """Validate a version 1 document whole and turn it into store objects."""
+    """Validate a document (version 1 or 2) whole and turn it into store objects."""
     r = _Reader(source)
     _check_header(r, doc)
     r.obj(doc, "", TOP_KEYS)
@@ -409,9 +419,10 @@ def _parse(doc: Any, source: str) -> tuple[Experiment, list[Trial], list[Analysi
             f"and files ({actual}): the file was changed after export",
         )
 
-    trials = [
-        _parse_trial(r, t, f"trials[{i}]") for i, t in enumerate(r.items(doc["trials"], "trials"))
-    ]
+    items = r.items(doc["trials"], "trials")
+    if doc["version"] == 1:  # written before trials had phases: every one was the search's
+        items = [{**V1_TRIAL_DEFAULTS, **t} if isinstance(t, dict) else t for t in items]
+    trials = [_parse_trial(r, t, f"trials[{i}]") for i, t in enumerate(items)]
     analyses = []
     for i, item in enumerate(r.items(doc["analyses"], "analyses")):
         where = f"analyses[{i}]"
@@ -462,6 +473,9 @@ def _parse_trial(r: _Reader, item: Any, where: str) -> Trial:
         attempts=r.integer(t["attempts"], f"{where}.attempts", minimum=0),
         fidelity=fidelity,
         repeat=r.boolean(t["repeat"], f"{where}.repeat"),
+        phase=r.choice(t["phase"], f"{where}.phase", PHASES),
+        round=None if t["round"] is None else r.integer(t["round"], f"{where}.round", minimum=1),
+        arm=r.opt_text(t["arm"], f"{where}.arm", 64),
     )
 
 
@@ -470,7 +484,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def read_export(path: Path | str) -> dict[str, Any]:
-    """Read and validate an export file (plain or gzip); returns its version 1 document.
+    """Read and validate an export file (plain or gzip); returns its document.
 
     Every problem is one ``StoreError`` naming the file and the field: not JSON,
     another format, a newer version, a missing or mistyped field, a spec or
@@ -505,7 +519,16 @@ def read_export(path: Path | str) -> dict[str, Any]:
     if isinstance(doc, dict) and "format" not in doc and "header" in doc and "trials" in doc:
         doc = _from_legacy(doc, source, _mtime(path))
     _parse(doc, source)
-    return doc  # type: ignore[no-any-return]
+    return _current(doc)
+
+
+def _current(doc: dict[str, Any]) -> dict[str, Any]:
+    """A valid document of any version as this version writes it: a version 1 trial is
+    a search trial (V1_TRIAL_DEFAULTS)."""
+    if doc["version"] == VERSION:
+        return doc
+    trials = [{**V1_TRIAL_DEFAULTS, **t} for t in doc["trials"]]
+    return {**doc, "version": VERSION, "trials": trials}
 
 
 def _mtime(path: Path) -> datetime:
@@ -516,7 +539,7 @@ LEGACY_TRIAL_KEYS = {"baseline": "is_baseline"}
 
 
 def _from_legacy(data: dict[str, Any], source: str, mtime: datetime) -> dict[str, Any]:
-    """The recorded format before version 1, as a version 1 document.
+    """The recorded format before version 1, as a current document.
 
     That format is ``{"header": {...}, "trials": [...]}``: the trials as
     ``autotune trials NAME --format json`` printed them, and a header with the
@@ -550,6 +573,8 @@ def _from_legacy(data: dict[str, Any], source: str, mtime: datetime) -> dict[str
             if old in t:
                 t[new] = t.pop(old)
         t.setdefault("lease_expires_at", None)
+        for key, value in V1_TRIAL_DEFAULTS.items():
+            t.setdefault(key, value)
         trials.append(t)
     created = None
     if trials:  # written in trial-number order
@@ -595,7 +620,7 @@ def _from_legacy(data: dict[str, Any], source: str, mtime: datetime) -> dict[str
 
 # -- import ----------------------------------------------------------------------------------
 def import_experiment(store: Store, doc: dict[str, Any], name: str | None = None) -> Experiment:
-    """Insert a version 1 document's experiment, trials and analyses into ``store``.
+    """Insert a document's experiment, trials and analyses into ``store``.
 
     ``name`` renames it. All or nothing: the document is validated whole (hashes
     included) before anything is written, and the rows go in one transaction, so

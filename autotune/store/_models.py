@@ -101,6 +101,11 @@ class TrialRow(Base):
     fidelity: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
     # A deliberate re-measurement of a config already tried (racing the incumbent).
     repeat: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # search: the optimiser's; control: a drift control run; verify: a verification run,
+    # one arm's run in one round.
+    phase: Mapped[str] = mapped_column(String(16), default="search", server_default="search")
+    round: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    arm: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16))  # pending | leased | ok | failed
     status_history: Mapped[list[Any]] = mapped_column(JSON)
     objective: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -119,6 +119,7 @@ class Analysis:
 
 
 FINISHED = ("ok", "failed")
+PHASES = ("search", "control", "verify")
 
 
 @dataclass
@@ -143,6 +144,14 @@ class Trial:
     attempts: int = 0
     fidelity: float = 1.0  # share of the experiment's full duration this trial ran for
     repeat: bool = False  # a deliberate re-measurement of a config already tried
+    phase: str = "search"  # search | control | verify (see PHASES)
+    round: int | None = None  # a verification run's round, from 1
+    arm: str | None = None  # a verification run's arm: default, trial N, pgtune
+
+    @property
+    def searched(self) -> bool:
+        """A trial of the search (the optimiser's), not a control or verification run."""
+        return self.phase == "search"
 
     @property
     def full(self) -> bool:
@@ -164,6 +173,9 @@ class Trial:
             "baseline": self.is_baseline,
             "fidelity": self.fidelity,
             "repeat": self.repeat,
+            "phase": self.phase,
+            "round": self.round,
+            "arm": self.arm,
             "objective": self.objective,
             "config": self.config,
             "metrics": self.metrics,
@@ -197,6 +209,9 @@ class Proposal:
     is_baseline: bool = False
     fidelity: float = 1.0  # share of the full duration the agent runs it for
     repeat: bool = False  # a re-measurement, proposed to confirm the best
+    phase: str = "search"
+    round: int | None = None
+    arm: str | None = None
 
 
 def token_hash(token: str) -> str:
@@ -465,6 +480,9 @@ class Store:
                         is_baseline=t.is_baseline,
                         fidelity=t.fidelity,
                         repeat=t.repeat,
+                        phase=t.phase,
+                        round=t.round,
+                        arm=t.arm,
                         status=t.status,
                         status_history=[list(item) for item in t.status_history],
                         objective=t.objective,
@@ -543,6 +561,9 @@ class Store:
                     is_baseline=trial.is_baseline,
                     fidelity=trial.fidelity,
                     repeat=trial.repeat,
+                    phase=trial.phase,
+                    round=trial.round,
+                    arm=trial.arm,
                     status=trial.status,
                     status_history=[list(item) for item in trial.status_history],
                     objective=trial.objective,
@@ -577,7 +598,8 @@ class Store:
     def history(
         self, experiment: Experiment, after: int = 0, numbers: Sequence[int] = ()
     ) -> list[Trial]:
-        """Trials with only what an optimiser needs (config, status, objective, fidelity).
+        """Trials with only what the scheduler needs (config, status, objective, fidelity,
+        phase, times).
 
         Cheap to load: proposing happens on the lease path, so it must not drag metrics,
         timings and logs of thousands of trials through the ORM each time.
@@ -585,6 +607,7 @@ class Store:
         plus the listed ones, for callers that keep the rest.
         """
         columns = (
+            TrialRow.id,
             TrialRow.number,
             TrialRow.config,
             TrialRow.status,
@@ -592,38 +615,63 @@ class Store:
             TrialRow.is_baseline,
             TrialRow.fidelity,
             TrialRow.repeat,
+            TrialRow.phase,
+            TrialRow.round,
+            TrialRow.arm,
+            TrialRow.started_at,
+            TrialRow.finished_at,
         )
         with self._session() as session:
             wanted = TrialRow.number > after
             if numbers:
                 wanted = wanted | TrialRow.number.in_(list(numbers))
-            rows = session.execute(
-                select(*columns)
-                .where(TrialRow.experiment_id == experiment.id, wanted)
-                .order_by(TrialRow.number)
+            rows = list(
+                session.execute(
+                    select(*columns)
+                    .where(TrialRow.experiment_id == experiment.id, wanted)
+                    .order_by(TrialRow.number)
+                )
             )
+            # A verification's runs carry what they were measured against (a twin's
+            # default): the few metrics of those, not of the search's thousands.
+            verify_ids = [row.id for row in rows if row.phase == "verify"]
+            metrics: dict[int, dict[str, float]] = {}
+            if verify_ids:
+                found = session.execute(
+                    select(MetricRow.trial_id, MetricRow.name, MetricRow.value).where(
+                        MetricRow.trial_id.in_(verify_ids)
+                    )
+                )
+                for trial_id, name, value in found:
+                    metrics.setdefault(trial_id, {})[name] = value
             return [
                 Trial(
-                    number=number,
-                    config=config,
-                    status=status,
-                    objective=objective,
-                    started_at=None,
-                    finished_at=None,
-                    is_baseline=is_baseline,
-                    fidelity=fidelity,
-                    repeat=repeat,
+                    number=row.number,
+                    config=row.config,
+                    status=row.status,
+                    objective=row.objective,
+                    started_at=_maybe(row.started_at),
+                    finished_at=_maybe(row.finished_at),
+                    is_baseline=row.is_baseline,
+                    fidelity=row.fidelity,
+                    repeat=row.repeat,
+                    phase=row.phase,
+                    round=row.round,
+                    arm=row.arm,
+                    metrics=metrics.get(row.id, {}),
                 )
-                for number, config, status, objective, is_baseline, fidelity, repeat in rows
+                for row in rows
             ]
 
-    def trial_counts(self, experiment: Experiment) -> dict[str, int]:
-        """Trials by status, counted in the database: the lease path's cheap check."""
+    def trial_counts(self, experiment: Experiment, phase: str | None = None) -> dict[str, int]:
+        """Trials by status (of one phase, if given), counted in the database: the lease
+        path's cheap check."""
+        where = TrialRow.experiment_id == experiment.id
+        if phase is not None:
+            where = where & (TrialRow.phase == phase)
         with self._session() as session:
             rows = session.execute(
-                select(TrialRow.status, func.count())
-                .where(TrialRow.experiment_id == experiment.id)
-                .group_by(TrialRow.status)
+                select(TrialRow.status, func.count()).where(where).group_by(TrialRow.status)
             )
             return {str(status): int(n) for status, n in rows}
 
@@ -715,6 +763,7 @@ class Store:
         """
         for p in proposals:
             _check_fidelity(p.number, p.fidelity)
+            _check_phase(p.number, p.phase, p.round, p.arm)
         try:
             with self._session() as session:
                 for p in proposals:
@@ -726,6 +775,9 @@ class Store:
                             is_baseline=p.is_baseline,
                             fidelity=p.fidelity,
                             repeat=p.repeat,
+                            phase=p.phase,
+                            round=p.round,
+                            arm=p.arm,
                             status="pending",
                             status_history=[["pending", now().isoformat()]],
                             proposed_at=now(),
@@ -854,6 +906,17 @@ def _check_numbers(trial: Trial) -> None:
     if trial.objective is not None and not math.isfinite(trial.objective):
         raise StoreError(f"trial {trial.number}: objective is {trial.objective!r}")
     _check_fidelity(trial.number, trial.fidelity)
+    _check_phase(trial.number, trial.phase, trial.round, trial.arm)
+
+
+def _check_phase(number: int, phase: str, round_: int | None, arm: str | None) -> None:
+    """A verification run names its round and arm; other trials name neither."""
+    if phase not in PHASES:
+        raise StoreError(f"trial {number}: phase is {phase!r}, not one of {', '.join(PHASES)}")
+    if (phase == "verify") != (round_ is not None and arm is not None):
+        raise StoreError(f"trial {number}: a verify trial, and only one, has a round and an arm")
+    if round_ is not None and round_ < 1:
+        raise StoreError(f"trial {number}: round is {round_}, not 1 or more")
 
 
 def _check_fidelity(number: int, fidelity: float) -> None:
@@ -917,4 +980,7 @@ def _trial(row: TrialRow) -> Trial:
         attempts=row.attempts or 0,
         fidelity=float(row.fidelity),
         repeat=bool(row.repeat),
+        phase=row.phase,
+        round=row.round,
+        arm=row.arm,
     )

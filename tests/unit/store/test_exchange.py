@@ -126,14 +126,16 @@ def rich(store: Store, make_experiment: MakeExperiment, make_trial: MakeTrial) -
             4, 2.0 / 3, config={"mem": 8192, "ratio": 0.1 + 0.2}, repeat=True, **extra(4, "ok")
         ),
         make_trial(5, 1e-300, fidelity=0.25, **extra(5, "ok")),
+        make_trial(6, 3.5, phase="verify", round=2, arm="trial 2", **extra(6, "ok")),
+        make_trial(7, 3.25, phase="control", **extra(7, "ok")),
         make_trial(
-            6,
+            8,
             None,
             "pending",
             started_at=None,
             finished_at=None,
-            proposed_at=T0 + timedelta(minutes=6),
-            status_history=[("pending", (T0 + timedelta(minutes=6)).isoformat())],
+            proposed_at=T0 + timedelta(minutes=8),
+            status_history=[("pending", (T0 + timedelta(minutes=8)).isoformat())],
         ),
     ]
     for trial in trials:
@@ -169,7 +171,7 @@ def test_the_document_holds_every_field(store: Store, rich: Experiment) -> None:
     assert e["status"] == "done" and e["optimizer_state"]["gp"]["length_scales"] == AWKWARD
     assert e["created_at"].endswith("+00:00")
     assert [a["kind"] for a in doc["analyses"]] == ["verify", "analyze"]  # oldest first
-    assert [t["number"] for t in doc["trials"]] == [1, 2, 3, 4, 5, 6]
+    assert [t["number"] for t in doc["trials"]] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert doc["trials"][0]["proposed_at"] == "2026-01-02T03:05:05.246912+00:00"
     assert doc["trials"][2]["log_excerpt"].startswith("FATAL:")
     assert len(doc["trials"][0]["metrics"]) == 41
@@ -239,7 +241,7 @@ def test_a_leased_trial_comes_in_pending(store: Store, other: Store, rich: Exper
     lease = store.lease_next(rich, "agent-2", 3600)
     assert lease is not None
     leased = lease[0]
-    assert leased.number == 6 and leased.lease_expires_at is not None
+    assert leased.number == 8 and leased.lease_expires_at is not None
     doc = export_experiment(store, "rich")
     assert doc["trials"][-1]["status"] == "leased"
     assert doc["trials"][-1]["lease_expires_at"] == leased.lease_expires_at.isoformat()
@@ -252,7 +254,7 @@ def test_a_leased_trial_comes_in_pending(store: Store, other: Store, rich: Exper
     doc["trials"][-1].update(status="pending", lease_expires_at=None)
     assert without_exported_at(again) == without_exported_at(doc)
     relet = other.lease_next(imported, "agent-3", 60)
-    assert relet is not None and relet[0].number == 6 and relet[0].attempts == 2
+    assert relet is not None and relet[0].number == 8 and relet[0].attempts == 2
 
 
 # -- all or nothing ---------------------------------------------------------------------------
@@ -317,7 +319,7 @@ def _edit_a_workload_file(doc: dict[str, Any]) -> None:
 BAD_DOCS = [
     (_set("format", "optuna-study"), "format: 'optuna-study' is not 'autotune-experiment'"),
     (_set("format", ...), "format: missing: not an autotune experiment export"),
-    (_set("version", 2), "version: 2: made by a newer autotune (this one reads version 1)"),
+    (_set("version", 3), "version: 3: made by a newer autotune (this one reads version 2)"),
     (_set("version", "1"), "version: expected an integer, got a string"),
     (_set("version", 0), "version: 0 is not a known version"),
     (_set("experiment.seed", "42"), "experiment.seed: expected an integer, got a string"),
@@ -438,7 +440,7 @@ def test_the_older_recorded_format_is_converted(
     path = tmp_path / "old.json"
     path.write_text(json.dumps(legacy(doc), indent=1))
     converted = read_export(path)
-    assert converted["format"] == "autotune-experiment" and converted["version"] == 1
+    assert converted["format"] == "autotune-experiment" and converted["version"] == 2
     assert converted["trials"] == doc["trials"]
     e = converted["experiment"]
     assert e["status"] == "done" and e["optimizer_state"] is None
@@ -463,7 +465,8 @@ def test_the_shipped_recorded_experiment_gives_the_same_surrogate_in_both_format
     tmp_path: Path,
 ) -> None:
     doc = load_recorded(PG_RECORDED)
-    assert doc["version"] == 1 and len(doc["trials"]) == 80
+    assert doc["version"] == 2 and len(doc["trials"]) == 80  # version 1, read as version 2
+    assert {t["phase"] for t in doc["trials"]} == {"search"}
     path = tmp_path / "old.json"
     path.write_text(json.dumps(legacy(doc), indent=1))
     old = load_recorded(path)
