@@ -8,6 +8,7 @@ on. ``stop`` always leaves the system as it was found.
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,12 +16,13 @@ from typing import Any
 
 from autotune.spec import Config
 from autotune.store import now
-from autotune.systems import ConfigFailed, System
+from autotune.systems import ConfigFailed, System, SystemError_
 from autotune.systems._host import metric_deltas
 from autotune.workloads import Workload, WorkloadError
 
 PhaseCallback = Callable[[str], None]
 log = logging.getLogger("autotune.agent")
+SLICE_S = 3  # seconds a paired run measures on one system before the other's turn
 
 
 @dataclass
@@ -93,12 +95,24 @@ class _InternalMetrics:
 class Agent:
     """Drives one system with one workload."""
 
-    def __init__(self, system: System, workload: Workload, duration_s: float | None) -> None:
+    def __init__(
+        self,
+        system: System,
+        workload: Workload,
+        duration_s: float | None,
+        *,
+        reset: bool = True,
+        settle: bool = True,
+    ) -> None:
         self.system = system
         self.workload = workload
         self.duration_s = duration_s
+        # Off only to measure what they are worth (experiments/bench_noise.py).
+        self.reset = reset
+        self.settle = settle
         self.setup_s = 0.0
         self._started = False
+        self._twin: System | None = None  # started on the first paired run
         # Once the workload has said "measure", later trials skip the whole-run fallback.
         self._workload_says_measure = False
 
@@ -146,6 +160,19 @@ class Agent:
         if report.action != "online":
             outcome.timings[f"{report.action}_s"] = report.restart_s
         try:
+            # Every trial starts from the loaded data, settled and warm: the baseline's
+            # first run as much as any other.
+            if self.reset:
+                enter("reset")
+                t0 = time.monotonic()
+                if self.workload.reset(self.system):
+                    outcome.timings["reset_s"] = time.monotonic() - t0
+            if self.settle:
+                enter("settle")
+                t0 = time.monotonic()
+                settled = self.workload.settle(self.system)
+                outcome.timings["settle_s"] = time.monotonic() - t0
+                outcome.timings.update({f"settle.{k}": v for k, v in settled.items()})
             length = self.duration_s if duration_s is None else duration_s
             if not self._workload_says_measure:
                 internal.run_started()
@@ -187,7 +214,122 @@ class Agent:
         if not self._started:
             return
         self._started = False
+        twin, self._twin = self._twin, None
         try:
             self.system.restore(keep)
         finally:
-            self.system.stop()
+            try:
+                self.system.stop()
+            finally:
+                if twin is not None:
+                    twin.stop()
+
+    # -- paired runs beside a twin ------------------------------------------------------
+    def can_pair(self) -> bool:
+        """Whether this agent can measure a config beside a twin of its system."""
+        return self._twin is not None or self.system.twin() is not None
+
+    def _started_twin(self, phase: PhaseCallback) -> System:
+        """The twin, started and loaded with the same data on first use."""
+        if self._twin is None:
+            twin = self.system.twin()
+            if twin is None:
+                raise SystemError_("this system has no twin to measure beside")
+            self._twin = twin
+            phase("starting a twin")
+            twin.start()
+            phase("loading the twin's data")
+            self.workload.prepare(twin)
+            twin.mark_good()
+        return self._twin
+
+    def run_pair(
+        self,
+        config: Config,
+        reference: Config,
+        phase: PhaseCallback = lambda _: None,
+        duration_s: float | None = None,
+        swap: bool = False,
+    ) -> TrialOutcome:
+        """Measure ``config`` beside a twin running ``reference``, in alternating slices.
+
+        On this host throughput wanders by 10% from one 15 s run to the next, which no
+        pairing of whole runs cancels; it moves much less within a few seconds. So the
+        measured time is cut into slices of SLICE_S, run on the two systems in turn
+        (A B, B A, A B, …, so drift within the trial falls on both alike), each system
+        warmed once, both reset and settled first. ``swap`` puts ``config`` on the twin
+        instead, so that over rounds any difference between the two instances cancels.
+        The outcome's metrics are the slices' means for ``config``, with the
+        reference's objective as ``reference.objective``.
+        """
+        outcome = TrialOutcome(status="running", started_at=now())
+        t_start = time.monotonic()
+
+        def enter(name: str) -> None:
+            outcome.status_history.append((name, now().isoformat()))
+            phase(name)
+
+        try:
+            twin = self._started_twin(phase)
+        except SystemError_ as exc:
+            return self._failed(outcome, f"the twin did not start: {exc}", exc.log_excerpt, t_start)
+        mine, theirs = (twin, self.system) if swap else (self.system, twin)
+        enter("apply")
+        try:
+            report = mine.apply(config)
+            theirs.apply(reference)
+        except ConfigFailed as exc:
+            return self._failed(outcome, str(exc), exc.log_excerpt, t_start)
+        outcome.action = report.action
+        outcome.not_applied = report.not_applied
+        outcome.timings["apply_s"] = time.monotonic() - t_start
+        metric = self.workload.definition.objective_metric
+        length = duration_s or self.duration_s or self.workload.definition.duration_s or 30.0
+        per = float(SLICE_S if length >= 3 * SLICE_S else max(1, round(length / 2)))
+        slices = max(1, round(length / per))
+        ran: dict[int, list[dict[str, float]]] = {0: [], 1: []}
+        try:
+            for system in (mine, theirs):  # both start from the same state, settled
+                if self.reset:
+                    enter("reset")
+                    t0 = time.monotonic()
+                    self.workload.reset(system)
+                    outcome.timings["reset_s"] = (
+                        outcome.timings.get("reset_s", 0.0) + time.monotonic() - t0
+                    )
+                if self.settle:
+                    enter("settle")
+                    t0 = time.monotonic()
+                    self.workload.settle(system)
+                    outcome.timings["settle_s"] = (
+                        outcome.timings.get("settle_s", 0.0) + time.monotonic() - t0
+                    )
+            enter("measure")
+            t0 = time.monotonic()
+            for i in range(slices):
+                for which in (0, 1) if i % 2 == 0 else (1, 0):
+                    system = mine if which == 0 else theirs
+                    result = self.workload.run(system, per, lambda _: None, warmup=i == 0)
+                    ran[which].append(result.metrics)
+            outcome.timings["measure_s"] = time.monotonic() - t0
+        except WorkloadError as exc:
+            excerpt = "\n".join(x for x in (exc.log_excerpt, mine.log_excerpt()) if x)
+            for system in (mine, theirs):
+                if not system.healthy():
+                    system.rollback()
+            return self._failed(outcome, str(exc), excerpt, t_start)
+        enter("collect")
+        names = set.intersection(*(set(m) for m in ran[0]))
+        outcome.metrics = {n: statistics.fmean(m[n] for m in ran[0]) for n in sorted(names)}
+        refs = [m[metric] for m in ran[1] if metric in m]
+        if refs and metric in outcome.metrics:
+            outcome.metrics["reference.objective"] = statistics.fmean(refs)
+        outcome.metrics["slices"] = float(slices)
+        outcome.metrics["twin_runs_config"] = float(swap)
+        for system in (mine, theirs):
+            system.mark_good()
+        outcome.timings["total_s"] = time.monotonic() - t_start
+        outcome.status = "ok"
+        outcome.status_history.append(("ok", now().isoformat()))
+        outcome.finished_at = now()
+        return outcome

@@ -71,6 +71,12 @@ class Lease:
     fidelity: float = 1.0
     repeat: bool = False
     duration_s: float | None = None
+    phase: str = "search"  # search | control | verify
+    round: int | None = None  # a verification run's round
+    arm: str | None = None  # a verification run's arm
+    # A verification run beside a twin: the config the twin runs at the same time, in
+    # alternating slices (the default); None: a run on its own.
+    reference: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "experiment": self.experiment.to_json()}
@@ -92,6 +98,10 @@ class Lease:
     @property
     def label(self) -> str:
         """How progress lines name the trial: number, and what kind of run it is."""
+        if self.phase == "verify":
+            return f"verify round {self.round}: {self.arm} (trial {self.number})"
+        if self.phase == "control":
+            return f"trial {self.number} (control: the default again)"
         notes = []
         if self.is_baseline:
             notes.append("baseline")

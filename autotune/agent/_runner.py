@@ -115,10 +115,20 @@ class AgentRunner:
     def _run_one(self, lease: Lease) -> None:
         finished = False
         try:
-            agent = self._agent_for(lease.experiment)
-            self.events.trial_started(lease)
+            # The lease is kept alive from the start: setting up the system (initdb, the
+            # data load, the pristine copy) can take longer than the lease itself.
             with _Heartbeat(self.client, lease):
-                outcome = agent.run_trial(lease.config, self._phase, self.duration_for(lease))
+                agent = self._agent_for(lease.experiment)
+                self.events.trial_started(lease)
+                length = self.duration_for(lease)
+                if lease.reference is not None and agent.can_pair():
+                    # Rounds alternate which instance runs the config (see run_pair).
+                    swap = (lease.round or 0) % 2 == 0
+                    outcome = agent.run_pair(
+                        lease.config, lease.reference, self._phase, length, swap
+                    )
+                else:
+                    outcome = agent.run_trial(lease.config, self._phase, length)
             finished = True
             try:
                 trial = self.client.report(lease, outcome)

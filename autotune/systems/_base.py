@@ -82,6 +82,13 @@ class System(ABC):
         """Whether restart-class knobs can be applied here."""
         return True
 
+    def twin(self) -> System | None:
+        """A second, identical instance of this system, not started: a verification
+        measures a config beside it running the default, in alternating slices, so both
+        see the same minutes of the host. None where there can be only one (an existing
+        server, the host's own kernel)."""
+        return None
+
     def gauges(self) -> frozenset[str]:
         """``metric_gauges`` of this system (a composite's: all its parts')."""
         return self.metric_gauges

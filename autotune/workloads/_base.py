@@ -73,5 +73,20 @@ class Workload(ABC):
         """Load data; called once per session, before the baseline."""
 
     @abstractmethod
-    def run(self, system: System, duration_s: float | None, phase: Phase) -> WorkloadResult:
-        """Warm up, then measure for ``duration_s`` (or the workload's own length)."""
+    def run(
+        self, system: System, duration_s: float | None, phase: Phase, warmup: bool = True
+    ) -> WorkloadResult:
+        """Warm up (unless ``warmup`` is False: the system is warm already), then measure
+        for ``duration_s`` (or the workload's own length)."""
+
+    def reset(self, system: System) -> bool:
+        """Before each trial: bring the data back to its state just after ``prepare``,
+        so no trial measures what an earlier one left (dead tuples, bloat, autovacuum
+        debt). True if it did; False when there is nothing to reset here."""
+        return False
+
+    def settle(self, system: System) -> dict[str, float]:
+        """Before each trial's warm-up: let the system's background work finish and warm
+        its caches, so every trial, the baseline's first included, starts alike.
+        Returns figures worth keeping with the trial (name -> value)."""
+        return {}

@@ -17,8 +17,8 @@ from autotune.workloads._base import Workload, WorkloadDef
 
 COMMON_FIELDS = {"name", "system", "kind", "description", "objective", "duration", "warmup"}
 KIND_FIELDS: dict[str, set[str]] = {
-    "pgbench": {"builtin", "script", "scale", "clients", "threads", "mode"},
-    "sql-set": {"setup", "queries", "repeat", "warmup_rounds", "timeout"},
+    "pgbench": {"builtin", "script", "scale", "clients", "threads", "mode", "reset"},
+    "sql-set": {"setup", "queries", "repeat", "warmup_rounds", "timeout", "reset"},
     "command": command.FIELDS,
 }
 KIND_METRICS: dict[str, tuple[str, ...]] = {
@@ -97,6 +97,13 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
             return default
         return value
 
+    def boolean(fld: str, default: bool) -> bool:
+        value = data.get(fld, default)
+        if not isinstance(value, bool):
+            bad(fld, f"{value!r} is not true or false")
+            return default
+        return value
+
     duration = seconds("duration", None)
     warmup = seconds("warmup", 0.0) or 0.0
     params: dict[str, Any] = {}
@@ -119,6 +126,8 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
         if mode not in PGBENCH_MODES:
             bad("mode", f"{mode!r} is not one of {', '.join(PGBENCH_MODES)}")
         params["mode"] = mode
+        # Writes change what the next trial measures; select-only reads and leaves no trace.
+        params["reset"] = boolean("reset", data.get("builtin") != "select-only")
         if duration is None:
             duration = 30.0
     elif kind == "command":
@@ -145,6 +154,7 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
         if not isinstance(params["warmup_rounds"], int) or params["warmup_rounds"] < 0:
             bad("warmup_rounds", "must be a whole number >= 0")
         params["timeout_s"] = seconds("timeout", 300.0)
+        params["reset"] = boolean("reset", False)  # a query set reads, unless it says so
     files: dict[str, str] = {}
     named = [params.get("script"), params.get("setup"), *params.get("queries", [])]
     for file in (Path(f) for f in named if f):

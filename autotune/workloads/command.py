@@ -285,10 +285,12 @@ class CommandWorkload(Workload):
             outputs.append(self._execute(what, argv, self._timeout(seconds or 0.0)))
         return outputs
 
-    def run(self, system: System, duration_s: float | None, phase: Phase) -> WorkloadResult:
+    def run(
+        self, system: System, duration_s: float | None, phase: Phase, warmup: bool = True
+    ) -> WorkloadResult:
         duration = duration_s or self.definition.duration_s
         result = WorkloadResult(metrics={})
-        if self.definition.warmup_s > 0:
+        if warmup and self.definition.warmup_s > 0:
             phase("warmup")
             t0 = time.monotonic()
             self._rounds("warmup", system, self.definition.warmup_s)

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg2
 
-from autotune.systems import System
+from autotune.systems import System, SystemError_
 from autotune.systems.postgres import PostgresSystem, find_program
 from autotune.workloads._base import Phase, Workload, WorkloadError, WorkloadResult
 
@@ -53,6 +54,38 @@ def parse_summary(output: str) -> dict[str, float]:
         if m:
             metrics[key] = float(m.group(1))
     return metrics
+
+
+def keep_state(pg: PostgresSystem, reset: bool) -> None:
+    """After loading: fresh statistics and a clean checkpoint; in a sandbox also frozen
+    tuples (no anti-wraparound vacuum falls due in a later trial), pg_prewarm installed
+    and, for a workload that resets, the pristine copy kept."""
+    with pg.connect() as conn, conn.cursor() as cur:
+        cur.execute("VACUUM (FREEZE, ANALYZE)" if pg.can_reset() else "VACUUM ANALYZE")
+        cur.execute("CHECKPOINT")
+    if pg.can_reset():
+        pg.enable_prewarm()
+        if reset:
+            pg.keep_pristine()
+
+
+def reset_state(pg: PostgresSystem, reset: bool) -> bool:
+    """The data back as ``keep_state`` kept it, where it can be; False if not reset."""
+    if not (reset and pg.can_reset()):
+        return False
+    try:
+        pg.reset_data()
+    except (psycopg2.Error, SystemError_) as exc:
+        raise WorkloadError(f"resetting the data failed: {exc}") from None
+    return True
+
+
+def settle_state(pg: PostgresSystem) -> dict[str, float]:
+    """``PostgresSystem.settle``, its failures as the trial's."""
+    try:
+        return pg.settle()
+    except (psycopg2.Error, SystemError_) as exc:
+        raise WorkloadError(f"settling the server failed: {exc}") from None
 
 
 def read_latencies_ms(files: list[Path]) -> np.ndarray:
@@ -115,7 +148,8 @@ class PgbenchWorkload(Workload):
         return args
 
     def prepare(self, system: System) -> None:
-        """Initialise pgbench's tables unless they already hold this scale, then settle."""
+        """Initialise pgbench's tables unless they already hold this scale, settle them,
+        and keep a pristine copy where the data can be reset (see ``reset``)."""
         pg = _postgres(system)
         scale = int(self.definition.params["scale"])
         with pg.connect() as conn, conn.cursor() as cur:
@@ -128,16 +162,21 @@ class PgbenchWorkload(Workload):
                 present = count is not None and count[0] == scale
         if not present:
             self._pgbench(pg, ["--initialize", "--quiet", "--scale", str(scale)], 1800)
-        with pg.connect() as conn, conn.cursor() as cur:
-            # Settle: fresh statistics, no pending autovacuum work, a clean checkpoint.
-            cur.execute("VACUUM ANALYZE")
-            cur.execute("CHECKPOINT")
+        keep_state(pg, reset=bool(self.definition.params["reset"]))
 
-    def run(self, system: System, duration_s: float | None, phase: Phase) -> WorkloadResult:
+    def reset(self, system: System) -> bool:
+        return reset_state(_postgres(system), reset=bool(self.definition.params["reset"]))
+
+    def settle(self, system: System) -> dict[str, float]:
+        return settle_state(_postgres(system))
+
+    def run(
+        self, system: System, duration_s: float | None, phase: Phase, warmup: bool = True
+    ) -> WorkloadResult:
         pg = _postgres(system)
         duration = duration_s or self.definition.duration_s or 30.0
         result = WorkloadResult(metrics={})
-        if self.definition.warmup_s > 0:
+        if warmup and self.definition.warmup_s > 0:
             phase("warmup")
             t0 = time.monotonic()
             self._pgbench(pg, self._run_args(self.definition.warmup_s), self._timeout(duration))

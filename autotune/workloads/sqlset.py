@@ -14,7 +14,7 @@ import psycopg2
 
 from autotune.systems import System
 from autotune.workloads._base import Phase, Workload, WorkloadError, WorkloadResult
-from autotune.workloads.pgbench import _postgres
+from autotune.workloads.pgbench import _postgres, keep_state, reset_state, settle_state
 
 METRICS = ("latency_avg_ms", "latency_p95_ms", "latency_p99_ms", "total_s", "queries", "qps")
 
@@ -26,12 +26,19 @@ class SqlSetWorkload(Workload):
         try:
             with pg.connect(timeout_s=30) as conn, conn.cursor() as cur:
                 cur.execute(setup)
-                cur.execute("VACUUM ANALYZE")
-                cur.execute("CHECKPOINT")
         except psycopg2.Error as exc:
             raise WorkloadError(f"setup SQL failed: {exc.pgerror or exc}") from None
+        keep_state(pg, reset=bool(self.definition.params["reset"]))
 
-    def run(self, system: System, duration_s: float | None, phase: Phase) -> WorkloadResult:
+    def reset(self, system: System) -> bool:
+        return reset_state(_postgres(system), reset=bool(self.definition.params["reset"]))
+
+    def settle(self, system: System) -> dict[str, float]:
+        return settle_state(_postgres(system))
+
+    def run(
+        self, system: System, duration_s: float | None, phase: Phase, warmup: bool = True
+    ) -> WorkloadResult:
         pg = _postgres(system)
         p = self.definition.params
         queries = [(Path(q).name, Path(q).read_text()) for q in p["queries"]]
@@ -46,7 +53,7 @@ class SqlSetWorkload(Workload):
                 )
                 phase("warmup")
                 t0 = time.monotonic()
-                for _ in range(int(p["warmup_rounds"])):
+                for _ in range(int(p["warmup_rounds"]) if warmup else 0):
                     for _, text in queries:
                         cur.execute(text)
                         cur.fetchall()

@@ -59,6 +59,7 @@ def test_pgbench_workload(tmp_path: Path) -> None:
         "clients": 4,
         "threads": 2,
         "mode": "simple",
+        "reset": True,  # tpcb-like writes: every trial starts from the loaded data
     }
     assert wl.source == PGBENCH
     assert wl.content_hash == hashlib.sha256(PGBENCH.encode()).hexdigest()
@@ -74,6 +75,17 @@ def test_pgbench_defaults(tmp_path: Path) -> None:
     assert wl.warmup_s == 0.0
     assert wl.direction == "maximize"
     assert wl.params["scale"] == wl.params["clients"] == wl.params["threads"] == 1
+    assert wl.params["reset"] is False  # select-only leaves the data as it found it
+
+
+def test_reset_can_be_set_and_must_be_a_bool(tmp_path: Path) -> None:
+    assert parse(tmp_path, PGBENCH + "reset: false\n").params["reset"] is False
+    script = PGBENCH.replace("builtin: tpcb-like", "script: mix.sql")
+    (tmp_path / "mix.sql").write_text("SELECT 1;\n")
+    assert parse(tmp_path, script).params["reset"] is True  # a script may write
+    assert problems(tmp_path, PGBENCH + "reset: sometimes\n") == [
+        f"{tmp_path / 'w.yaml'}: field 'reset': 'sometimes' is not true or false"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -122,6 +134,7 @@ objective: {metric: latency_p95_ms, direction: minimize}
     assert wl.params["repeat"] == 2
     assert wl.params["warmup_rounds"] == 0
     assert wl.params["timeout_s"] == 60.0
+    assert wl.params["reset"] is False  # queries read
     assert wl.duration_s is None
     assert isinstance(make_workload(wl), SqlSetWorkload)
 
