@@ -86,10 +86,11 @@ class ConfigRuns:
 
 
 def config_runs(trials: list[Trial]) -> list[ConfigRuns]:
-    """Full-length ok trials grouped by config, in order of each config's first trial."""
+    """The search's full-length ok trials grouped by config, in order of each config's
+    first trial (a verification's runs are summarised on their own, paired)."""
     groups: dict[str, list[Trial]] = {}
     for trial in sorted(trials, key=lambda t: t.number):
-        if trial.ok and trial.full and trial.objective is not None:
+        if trial.ok and trial.full and trial.searched and trial.objective is not None:
             groups.setdefault(config_key(trial.config), []).append(trial)
     return [
         ConfigRuns(tuple(group), is_baseline=any(t.is_baseline for t in group))

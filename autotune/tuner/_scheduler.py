@@ -6,10 +6,14 @@ store. Proposals are keyed by (experiment, trial number), so two schedulers
 racing to propose produce one batch; leases use row locks (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL), so a trial is never leased twice.
 
-An experiment's budget runs in two phases: search trials come from the
-optimiser (``suggest``, at the fidelity it chooses), and the last
-``repeats`` trials re-measure the best configs found (``_racing``), so the
-reported best rests on repeated runs. A wall-clock budget stops proposals early.
+An experiment's budget is its search: trials from the optimiser (``suggest``,
+at the fidelity it chooses), the last ``repeats`` of which may re-measure the
+best configs found (``_racing``). Then, when the experiment asks for one, a
+paired verification (``_verify``): the default, the top contenders and pgtune
+in interleaved rounds, one run at a time, until the best's ratio to the
+default is known to ±precision; the session's claim comes from these rounds
+only. A wall-clock budget stops the search early enough to leave the
+verification its minimum rounds.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from autotune.agent import ExperimentInfo, Lease, TrialOutcome, trial_duration_s
@@ -28,8 +32,20 @@ from autotune.optimizers import Optimizer, Suggestion, make_optimizer
 from autotune.space import Space
 from autotune.spec import Machine, parse_spec
 from autotune.store import Experiment, Proposal, Store, Trial, now
+from autotune.tuner._drift import control_due, corrected_objectives, with_corrected
 from autotune.tuner._racing import plan_repeats
 from autotune.tuner._tuner import TuningError, loss_of
+from autotune.tuner._verify import (
+    Arm,
+    choose_arms,
+    next_verify_run,
+    pgtune_arm,
+    summarize_verification,
+    verify_batch,
+    verify_policy,
+    verify_reserve_s,
+    verify_runs,
+)
 from autotune.tuner._warm import WarmStart, baseline_value, resolve_warm_start
 
 log = logging.getLogger("autotune.tuner")
@@ -81,13 +97,20 @@ class _Cache:
     saved_state: dict[str, Any] | None = None  # what the store holds, to save only changes
     from_state: bool = False  # built with the stored state loaded
     warm_done: bool = False  # the warm start (if any) has been resolved and told
+    arms: tuple[int, list[Arm]] | None = None  # (last search trial, the verification's arms)
 
 
-def _count(trials: list[Trial]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for trial in trials:
-        out[trial.status] = out.get(trial.status, 0) + 1
-    return out
+def _controls(experiment: Experiment) -> int:
+    """Search trials between drift controls (0: none)."""
+    return int(experiment.settings.get("controls") or 0)
+
+
+def _active(counts: dict[str, int]) -> int:
+    return counts.get("pending", 0) + counts.get("leased", 0)
+
+
+def _finished(counts: dict[str, int]) -> int:
+    return counts.get("ok", 0) + counts.get("failed", 0)
 
 
 class Scheduler:
@@ -161,8 +184,14 @@ class Scheduler:
                 rebuilt.trials = cached.trials
                 cached = self._cache[experiment.id] = rebuilt
             cached.warm_done = True
+        corrected = corrected_objectives(trials) if _controls(experiment) else {}
         for trial in trials:
-            if trial.finished and trial.number not in cached.told:
+            # Control and verification runs are not the optimiser's: a verification arm
+            # (pgtune) may set knobs outside the space. With drift controls, the optimiser
+            # is told each trial as the host's level at the time corrects it.
+            if trial.finished and trial.searched and trial.number not in cached.told:
+                if trial.number in corrected:
+                    trial = dataclasses.replace(trial, objective=corrected[trial.number])
                 loss = loss_of(trial, experiment.direction)
                 cached.optimizer.tell(trial.config, loss, fidelity=trial.fidelity)
                 cached.told.add(trial.number)
@@ -175,7 +204,8 @@ class Scheduler:
         return trials, cached.optimizer
 
     def propose(self, experiment: Experiment, room: int) -> list[Proposal]:
-        """Up to ``room`` new trials: the baseline, then search, then repeats.
+        """Up to ``room`` new trials: the baseline, then search, then repeats; once the
+        search is over, the verification's next run.
 
         The baseline (the spec's defaults) comes first, and again if it failed.
         Search trials come from the optimiser, which sees every trial in flight
@@ -184,7 +214,12 @@ class Scheduler:
         proposing, the optimiser's state is saved when it changed.
         """
         trials, optimizer = self._history(experiment)
-        room = min(room, self._room(experiment, _count(trials)))
+        if not self._searching(experiment, trials):
+            if room < 1 or any(not t.finished for t in trials):
+                return []  # verification runs one trial at a time, so rounds stay paired
+            proposal = self._verify_next(experiment, trials, optimizer.space)
+            return [] if proposal is None else [proposal]
+        room = min(room, self._search_room(experiment, trials))
         try:
             proposals = self._plan(experiment, trials, optimizer, room) if room > 0 else []
         except Exception as exc:
@@ -209,8 +244,17 @@ class Scheduler:
         self, experiment: Experiment, trials: list[Trial], optimizer: Optimizer, room: int
     ) -> list[Proposal]:
         space = optimizer.space
-        in_flight = [Suggestion(t.config, t.fidelity, t.repeat) for t in trials if not t.finished]
         number = max((t.number for t in trials), default=0)
+        every = _controls(experiment)
+        if every and room > 0 and control_due(trials, every):
+            # The default again, before the next search trial: the host's level now.
+            number += 1
+            room -= 1
+            controls = [Proposal(number, space.default(), phase="control")]
+        else:
+            controls = []
+        trials = [t for t in trials if t.searched]
+        in_flight = [Suggestion(t.config, t.fidelity, t.repeat) for t in trials if not t.finished]
         proposals: list[Proposal] = []
         if not any(t.is_baseline and t.status != "failed" for t in trials):
             number += 1
@@ -257,7 +301,7 @@ class Scheduler:
             for suggestion in optimizer.suggest(left, pending=pending):
                 number += 1
                 proposals.append(Proposal(number, suggestion.config, fidelity=suggestion.fidelity))
-        return proposals
+        return controls + proposals
 
     def _save_state(self, experiment: Experiment, optimizer: Optimizer) -> None:
         """Keep the optimiser's state in the store when it changed, for the next scheduler."""
@@ -281,14 +325,14 @@ class Scheduler:
             if experiment is not None and exp.name != experiment:
                 continue
             counts = self.store.trial_counts(exp)
-            if self._spent(exp, counts):
-                self.store.update_experiment(exp, status="done")
-                continue
-            if self._room(exp, counts) > 0:
-                # Only proposing needs the whole history and the optimiser; leasing
-                # an already proposed trial is one locked row.
-                with self._lock:
-                    proposals = self.propose(exp, exp.parallelism)
+            with self._lock:
+                if self._spent(exp, counts):
+                    self.store.update_experiment(exp, status="done")
+                    continue
+                if _active(counts) < exp.parallelism:
+                    # Only proposing needs the history and the optimiser; leasing an
+                    # already proposed trial is one locked row.
+                    proposals = self.propose(exp, exp.parallelism - _active(counts))
                     if proposals:
                         self.store.add_proposals(exp, proposals)
             got = self.store.lease_next(exp, agent, self._lease_s(exp))
@@ -306,31 +350,113 @@ class Scheduler:
                     fidelity=trial.fidelity,
                     repeat=trial.repeat,
                     duration_s=trial_duration_s(exp.duration_s, trial.fidelity),
+                    phase=trial.phase,
+                    round=trial.round,
+                    arm=trial.arm,
+                    reference=self._reference(exp, trial),
                 )
         return None
 
     @staticmethod
-    def _out_of_time(experiment: Experiment) -> bool:
+    def _out_of_time(experiment: Experiment, reserve_s: float = 0.0) -> bool:
         deadline = experiment.deadline
-        return deadline is not None and now() >= deadline
+        return deadline is not None and now() >= deadline - timedelta(seconds=reserve_s)
 
-    @classmethod
-    def _room(cls, experiment: Experiment, counts: dict[str, int]) -> int:
-        """How many new trials may be proposed: parallelism, budget and time all bound it."""
-        if cls._out_of_time(experiment):
-            return 0
-        total = sum(counts.values())
-        active = counts.get("pending", 0) + counts.get("leased", 0)
-        return min(experiment.parallelism - active, experiment.budget - total)
-
-    @classmethod
-    def _spent(cls, experiment: Experiment, counts: dict[str, int]) -> bool:
-        """Done: every budgeted trial finished, or time is up and none is left in flight."""
-        finished = counts.get("ok", 0) + counts.get("failed", 0)
-        if finished >= experiment.budget:
+    def _searching(self, experiment: Experiment, trials: list[Trial]) -> bool:
+        """Whether the search goes on: budget and time left, or a search trial in flight."""
+        search = [t for t in trials if t.searched]
+        if any(not t.finished for t in search):
             return True
-        active = counts.get("pending", 0) + counts.get("leased", 0)
-        return active == 0 and cls._out_of_time(experiment)
+        return len(search) < experiment.budget and not self._search_out_of_time(experiment, search)
+
+    def _search_out_of_time(self, experiment: Experiment, search: list[Trial]) -> bool:
+        """Past the time budget, less what the verification's minimum rounds will take."""
+        policy = verify_policy(experiment)
+        reserve = 0.0 if policy is None else verify_reserve_s(policy, search)
+        return self._out_of_time(experiment, reserve)
+
+    def _search_room(self, experiment: Experiment, trials: list[Trial]) -> int:
+        """How many search trials may be proposed: parallelism, budget and time bound it."""
+        search = [t for t in trials if t.searched]
+        if self._search_out_of_time(experiment, search):
+            return 0
+        active = sum(not t.finished for t in trials)
+        return min(experiment.parallelism - active, experiment.budget - len(search))
+
+    def _verify_next(
+        self, experiment: Experiment, trials: list[Trial], space: Space
+    ) -> Proposal | None:
+        """The verification's next run, or None when it is over (or not wanted)."""
+        policy = verify_policy(experiment)
+        if policy is None:
+            return None
+        cached = self._cache[experiment.id]
+        # The arms follow from the search; a resume that searched more chooses them again.
+        searched = max((t.number for t in trials if t.searched), default=0)
+        if cached.arms is None or cached.arms[0] != searched:
+            ranked = with_corrected(trials) if _controls(experiment) else trials
+            pgtune = self._pgtune(experiment, space)
+            cached.arms = (
+                searched,
+                choose_arms(ranked, experiment.direction, space.spec, policy, pgtune),
+            )
+        arms = cached.arms[1]
+        if len(arms) < 2:
+            return None  # no tuned config succeeded: nothing to compare with the default
+        batch = verify_batch(trials)
+        state = summarize_verification(arms, verify_runs(batch), experiment.direction, policy)
+        # Beside a twin, every run measures the default too: it needs no runs of its own.
+        queue = arms[1:] if policy.twin else arms
+        round_, arm = next_verify_run(queue, batch)
+        new_round = not any(t.round == round_ for t in batch)
+        if new_round and (
+            state.stopped or (self._out_of_time(experiment) and state.rounds >= policy.min_rounds)
+        ):
+            return None
+        number = max(t.number for t in trials) + 1
+        return Proposal(number, dict(arm.config), phase="verify", round=round_, arm=arm.label)
+
+    def _reference(self, experiment: Experiment, trial: Trial) -> dict[str, Any] | None:
+        """For a verification run beside a twin: the default config the twin runs."""
+        policy = verify_policy(experiment)
+        if trial.phase != "verify" or policy is None or not policy.twin:
+            return None
+        cached = self._cache.get(experiment.id)
+        if cached is None or cached.arms is None:  # proposed by another scheduler
+            with self._lock:
+                trials, optimizer = self._history(experiment)
+                self._verify_next(experiment, trials, optimizer.space)
+                cached = self._cache[experiment.id]
+        assert cached.arms is not None
+        return dict(cached.arms[1][0].config)
+
+    @staticmethod
+    def _pgtune(experiment: Experiment, space: Space) -> dict[str, Any] | None:
+        """pgtune's config for the experiment's machine, as a verification arm."""
+        policy = verify_policy(experiment)
+        if policy is None or not policy.pgtune or experiment.system != "postgres":
+            return None
+        return pgtune_arm(
+            space.spec,
+            experiment.settings.get("machine"),
+            experiment.workload_content,
+            restartable=bool(experiment.settings.get("restartable", True)),
+        )
+
+    def _spent(self, experiment: Experiment, counts: dict[str, int]) -> bool:
+        """Done: nothing in flight, the search over (every budgeted trial finished, or its
+        time up), and the verification over or not wanted. Call it holding the lock: it
+        may read the history into the cache."""
+        if _active(counts):
+            return False
+        policy = verify_policy(experiment)
+        if policy is None:
+            search = self.store.trial_counts(experiment, phase="search")
+            return _finished(search) >= experiment.budget or self._out_of_time(experiment)
+        trials, optimizer = self._history(experiment)
+        if self._searching(experiment, trials):
+            return False
+        return self._verify_next(experiment, trials, optimizer.space) is None
 
     def heartbeat(self, agent: str, trial_id: int, lease_id: str) -> datetime:
         experiment = self.store.experiment_of_trial(trial_id)
@@ -364,8 +490,9 @@ class Scheduler:
             log_excerpt=outcome.log_excerpt,
         )
         stored = self.store.finish(trial_id, lease_id, agent, result)
-        if self._spent(experiment, self.store.trial_counts(experiment)):
-            self.store.update_experiment(experiment, status="done")
+        with self._lock:
+            if self._spent(experiment, self.store.trial_counts(experiment)):
+                self.store.update_experiment(experiment, status="done")
         return stored
 
 

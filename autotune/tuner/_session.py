@@ -9,6 +9,7 @@ from autotune.optimizers import OPTIMIZERS
 from autotune.spec import Spec
 from autotune.store import Experiment, Store, now
 from autotune.tuner._tuner import TuningError
+from autotune.tuner._verify import MIN_ROUNDS, MIN_TRIALS, VerifyPolicy
 from autotune.workloads import WorkloadDef
 
 # One place for the default, so it becomes "auto" the day that optimiser is registered.
@@ -16,9 +17,29 @@ DEFAULT_OPTIMIZER = "auto" if "auto" in OPTIMIZERS else "gp"
 
 
 def default_repeats(budget: int) -> int:
-    """Re-measurements when none are asked for: a fifth of the budget, at most 10, and
-    none below 10 trials (too few to spare any from the search)."""
-    return min(10, budget // 5) if budget >= 10 else 0
+    """Re-measurements when none are asked for: none. The claim comes from the paired
+    verification after the search, which compares configs far more precisely than
+    repeats interleaved with the search can (``_verify``); ``--repeats`` is still there
+    to race the top configs inside the search's own budget."""
+    return 0
+
+
+def verify_option(
+    budget: int, verify: bool | None, precision: float, max_rounds: int, twin: bool = False
+) -> VerifyPolicy | None:
+    """The verification a session ends with: asked for, refused, or by default from
+    MIN_TRIALS trials up (a shorter session has too few configs worth verifying).
+    ``twin``: its runs are measured beside a twin of the system (a managed sandbox).
+    ValueError names a bad precision or round cap."""
+    wanted = budget >= MIN_TRIALS if verify is None else verify
+    if not wanted:
+        return None
+    return VerifyPolicy(
+        precision=precision,
+        min_rounds=min(MIN_ROUNDS, max_rounds),
+        max_rounds=max_rounds,
+        twin=twin,
+    )
 
 
 def check_repeats(budget: int, repeats: int) -> None:
@@ -108,6 +129,9 @@ class SessionOptions:
     # experiment (time budget left out, so taken from the record) keeps the old clock.
     restart_clock: bool = True
     warm_start: str = "none"  # none | auto | a past experiment's name (see _warm)
+    verify: VerifyPolicy | None = None  # the paired verification after the search; None: none
+    restartable: bool = True  # the target can be restarted (pgtune's arm keeps its restart knobs)
+    controls: int = 0  # a drift control (the default again) every this many search trials; 0: none
 
     @property
     def resolved_repeats(self) -> int:
@@ -125,22 +149,28 @@ class SessionOptions:
             "repeats": self.resolved_repeats,
             "time_budget_s": self.time_budget_s,
             "warm_start": self.warm_start,
+            "restartable": self.restartable,
+            **self.run_settings(None, clock=False),
         }
         if self.lease_s is not None:
             out["lease_s"] = self.lease_s
         return out
 
-    def run_settings(self, recorded: dict[str, Any] | None) -> dict[str, Any]:
-        """What a (re)opened experiment runs with: repeats and the time budget's clock."""
-        clock = None
-        if self.time_budget_s is not None:
-            kept = None if recorded is None or self.restart_clock else recorded
-            clock = (kept or {}).get("time_budget_from") or now().isoformat()
-        return {
+    def run_settings(self, recorded: dict[str, Any] | None, clock: bool = True) -> dict[str, Any]:
+        """What a (re)opened experiment runs with: repeats, the verification and the time
+        budget's clock (with ``clock``)."""
+        out: dict[str, Any] = {
             "repeats": self.resolved_repeats,
-            "time_budget_s": self.time_budget_s,
-            "time_budget_from": clock,
+            "verify": None if self.verify is None else self.verify.to_json(),
+            "controls": self.controls,
         }
+        if clock:
+            started = None
+            if self.time_budget_s is not None:
+                kept = None if recorded is None or self.restart_clock else recorded
+                started = (kept or {}).get("time_budget_from") or now().isoformat()
+            out.update(time_budget_s=self.time_budget_s, time_budget_from=started)
+        return out
 
 
 def open_experiment(

@@ -7,6 +7,15 @@ from dataclasses import dataclass
 
 from autotune.store import Experiment, Store, Trial
 from autotune.tuner._robust import RobustBest, robust_best
+from autotune.tuner._verify import (
+    Verification,
+    VerifyPolicy,
+    arms_of,
+    summarize_verification,
+    verify_batch,
+    verify_policy,
+    verify_runs,
+)
 
 
 class TuningError(RuntimeError):
@@ -35,6 +44,13 @@ class Summary:
     robust: RobustBest | None = None  # the noise-aware best; None when nothing succeeded
     repeats: int = 0  # finished re-measurements among ``trials``
     short: int = 0  # finished low-fidelity trials among ``trials``
+    verification: Verification | None = None  # the paired rounds after the search, if any
+    verify_runs: int = 0  # finished verification runs (not counted in ``trials``)
+
+    @property
+    def verified(self) -> bool:
+        """A verification ran and its best's CI lies above 1."""
+        return self.verification is not None and self.verification.verified
 
     @property
     def measure_share(self) -> float | None:
@@ -56,8 +72,9 @@ class Summary:
 
 
 def usable(trials: Iterable[Trial]) -> list[Trial]:
-    """Successful full-length trials with an objective: the only ones whose numbers compare."""
-    return [t for t in trials if t.ok and t.full and t.objective is not None]
+    """The search's successful full-length trials with an objective: the only ones whose
+    numbers compare (a verification's runs stand apart, some over other knobs)."""
+    return [t for t in trials if t.ok and t.full and t.searched and t.objective is not None]
 
 
 def best_trial(trials: list[Trial], direction: str) -> Trial | None:
@@ -76,24 +93,46 @@ def summarize(store: Store, experiment: Experiment) -> Summary:
         experiment.direction,
         store.trials(experiment, finished_only=True),
         store.safe_url,
+        verify_policy(experiment),
     )
 
 
 def summary_of(
-    name: str, metric: str, direction: str, trials: list[Trial], store_url: str
+    name: str,
+    metric: str,
+    direction: str,
+    trials: list[Trial],
+    store_url: str,
+    policy: VerifyPolicy | None = None,
 ) -> Summary:
-    """The summary of finished ``trials``, wherever they came from (store or service)."""
+    """The summary of finished ``trials``, wherever they came from (store or service).
+
+    The search's trials give the noise-aware best (``robust``); when a
+    verification ran after them, the best is its best, and the claim its paired
+    ratio. ``policy`` only decides how the verification's stop is described.
+    """
     trials = [t for t in trials if t.finished]
+    batch = verify_batch(trials)
+    verification = None
+    if batch:
+        verification = summarize_verification(
+            arms_of(batch), verify_runs(batch), direction, policy or VerifyPolicy()
+        )
+    trials = [t for t in trials if t.searched]
     baseline = next((t for t in trials if t.is_baseline and t.ok and t.full), None)
     total = sum(t.timings.get("total_s", 0.0) for t in trials)
     measured = sum(t.timings.get("measure_s", 0.0) for t in trials)
     robust = robust_best(trials, direction)
+    best = None if robust is None else robust.trial
+    if verification is not None and verification.best is not None:
+        label = verification.best.label
+        best = next((t for t in trials if f"trial {t.number}" == label), best)
     return Summary(
         experiment=name,
         objective_metric=metric,
         direction=direction,
         baseline=baseline,
-        best=None if robust is None else robust.trial,
+        best=best,
         trials=len(trials),
         failed=sum(1 for t in trials if not t.ok),
         measure_s=measured,
@@ -102,4 +141,6 @@ def summary_of(
         robust=robust,
         repeats=sum(1 for t in trials if t.repeat),
         short=sum(1 for t in trials if not t.full),
+        verification=verification,
+        verify_runs=len(batch),
     )

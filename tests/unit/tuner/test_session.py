@@ -15,10 +15,12 @@ from autotune.tuner import (
     DEFAULT_OPTIMIZER,
     SessionOptions,
     TuningError,
+    VerifyPolicy,
     check_repeats,
     default_repeats,
     open_experiment,
     select_knobs,
+    verify_option,
 )
 from autotune.workloads import WorkloadDef
 from tests.unit._support import TOY_SPEC, TOY_WORKLOAD
@@ -277,10 +279,19 @@ def test_every_change_is_listed_at_once(
 # -- repeats, the time budget, the default optimiser ---------------------------------------------
 
 
-def test_default_repeats_are_a_fifth_of_the_budget_from_ten_trials_up_to_ten() -> None:
-    assert [default_repeats(n) for n in (1, 5, 9, 10, 14, 15, 49, 50, 200)] == [
-        0, 0, 0, 2, 2, 3, 9, 10, 10,
-    ]  # fmt: skip
+def test_no_repeats_by_default_the_verification_makes_the_claim() -> None:
+    assert [default_repeats(n) for n in (1, 9, 10, 50, 200)] == [0, 0, 0, 0, 0]
+
+
+def test_the_verification_is_on_from_ten_trials_unless_asked_otherwise() -> None:
+    assert verify_option(9, None, 0.03, 10) is None
+    policy = verify_option(10, None, 0.03, 10)
+    assert policy == VerifyPolicy(precision=0.03, min_rounds=3, max_rounds=10)
+    assert verify_option(5, True, 0.05, 6) == VerifyPolicy(precision=0.05, max_rounds=6)
+    assert verify_option(50, False, 0.03, 10) is None
+    assert verify_option(12, True, 0.03, 2) == VerifyPolicy(min_rounds=2, max_rounds=2)
+    with pytest.raises(ValueError, match="precision"):
+        verify_option(12, True, 1.5, 10)
 
 
 def test_repeats_must_leave_room_to_search() -> None:
@@ -296,7 +307,7 @@ def test_repeats_and_time_budget_are_recorded_and_may_change_on_resume(
     store: Store, toy_spec: Spec, workload: WorkloadDef
 ) -> None:
     exp, _ = open_experiment(store, toy_spec, workload, options(budget=20, time_budget_s=60.0))
-    assert exp.repeats == 4  # the default for 20 trials
+    assert exp.repeats == 0  # the default
     assert exp.settings["time_budget_s"] == 60.0
     assert exp.deadline is not None
     started = exp.settings["time_budget_from"]

@@ -329,14 +329,16 @@ def test_a_released_trial_is_leased_again(
 
 
 def test_heartbeats_extend_the_lease(store: Store, sched_exp: Callable[..., Experiment]) -> None:
-    sched_exp(budget=1, lease_s=1.0)
+    # Each beat comes 0.6 s after the last, well inside the 2 s lease even on a loaded
+    # host; the four outlast the lease itself.
+    sched_exp(budget=1, lease_s=2.0)
     scheduler = Scheduler(store)
     lease = scheduler.lease("a")
     assert lease is not None
     for _ in range(4):
-        time.sleep(0.4)
+        time.sleep(0.6)
         scheduler.heartbeat("a", lease.trial_id, lease.lease_id)
-    assert scheduler.lease("b") is None  # 1.6 s later, still a's
+    assert scheduler.lease("b") is None  # 2.4 s later, still a's
     scheduler.report("a", lease.trial_id, lease.lease_id, outcome(lease.config))
 
 
