@@ -73,8 +73,11 @@ def feature_columns(space: Space) -> tuple[list[str], list[str]]:
 
 
 def usable(trials: list[Trial], direction: str) -> list[Trial]:
-    """Finished ok trials at full fidelity with an objective."""
-    return [t for t in trials if t.ok and t.full and loss_of(t, direction) is not None]
+    """The search's finished ok trials at full fidelity with an objective (a verification's
+    runs repeat a few configs, some with knobs outside the space)."""
+    return [
+        t for t in trials if t.ok and t.full and t.searched and loss_of(t, direction) is not None
+    ]
 
 
 def build_dataset(experiment: Experiment, space: Space, trials: list[Trial]) -> Dataset:

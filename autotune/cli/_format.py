@@ -6,8 +6,12 @@ import json
 import re
 from typing import Any
 
+from rich import box
+from rich.table import Table
+
 from autotune.spec import Config, Machine, Spec, parse_spec
 from autotune.store import Experiment
+from autotune.tuner import ArmResult, Verification
 
 _PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -72,3 +76,32 @@ def _render_parts(spec: Spec, config: Config, fmt: str) -> str:
             continue
         blocks.append(f"{comment} {ns}\n{render(part, sub, fmt)}")
     return "\n".join(blocks)
+
+
+def _arm_verdict(arm: ArmResult) -> str:
+    if arm.versus is None:
+        return "reference" if arm.label == "default" else "no comparison"
+    if arm.versus.low > 1:
+        return "better"
+    if arm.versus.high < 1:
+        return "worse"
+    return "NOT significant"
+
+
+def verification_table(v: Verification, title: str) -> Table:
+    """A verification's arms: runs, median, paired ratio to the default with its 95% CI,
+    and whether that is better, worse or not significant; it fits 80 columns."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("arm", "runs", "median", "× default", "95% CI", "verdict"):
+        table.add_column(column, justify="right" if column in ("runs", "median") else "left")
+    for arm in v.arms:
+        pr = arm.versus
+        table.add_row(
+            arm.label + (" ◀ best" if v.best is arm else ""),
+            f"{arm.runs}" + (f" ({arm.failed} failed)" if arm.failed else ""),
+            "—" if arm.median is None else f"{arm.median:.6g}",
+            "1" if arm.label == "default" else ("—" if pr is None else f"{pr.ratio:.3f}"),
+            "" if pr is None else f"{pr.low:.3f}–{pr.high:.3f}",
+            _arm_verdict(arm),
+        )
+    return table

@@ -8,7 +8,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -25,22 +25,22 @@ from autotune.cli._common import (
     open_store,
     postgres_target,
 )
+from autotune.cli._format import verification_table
 from autotune.cli.tune import _Interrupted, _on_sigterm
-from autotune.replay import (
-    Arm,
-    ArmSummary,
-    Run,
-    build_surrogate,
-    result_json,
-    run_interleaved,
-    summarize_runs,
-)
-from autotune.replay import (
-    replay as run_replay,
-)
+from autotune.replay import build_surrogate, result_json, run_interleaved
+from autotune.replay import replay as run_replay
 from autotune.spec import Config, Machine, Spec, parse_spec
 from autotune.store import Experiment, Store
-from autotune.tuner import TuningError, bootstrap_ratio_ci, experiment_info, summarize
+from autotune.tuner import (
+    Arm,
+    TuningError,
+    VerifyPolicy,
+    VerifyRun,
+    experiment_info,
+    paired_between,
+    pgtune_db_type,
+    summarize,
+)
 from autotune.workloads import make_workload
 
 ApplyOption = Annotated[
@@ -81,18 +81,17 @@ def _verify(
     store: Store,
     experiment: Experiment,
     which: str,
-    repeats: int,
+    policy: VerifyPolicy,
     duration: float | None,
     pgtune: bool,
-    db_type: str,
+    db_type: str | None,
     storage: str,
     dsn: str | None,
     restart_command: str | None,
     data_dir: Path | None,
 ) -> None:
-    """Default, the chosen config and pgtune's, measured interleaved on one live server."""
-    if repeats < 2:
-        raise TuningError("--repeats must be at least 2: a CI needs two runs of each config")
+    """The default, the chosen config and pgtune's, in paired rounds on one live server:
+    the session's own verification policy, run again."""
     spec = _recorded_spec(experiment)
     label, config = _pick_config(store, experiment, which)
     arms = [
@@ -104,9 +103,10 @@ def _verify(
         host = Machine.local()
         if experiment.system != "postgres":
             raise TuningError(f"pgtune is for postgres, not {experiment.system!r}; add --no-pgtune")
-        tuned = pgtune_config(spec, PgtuneInput(host.memory_bytes, host.cpus, db_type, storage))
+        kind = db_type or pgtune_db_type(experiment.workload_content)
+        tuned = pgtune_config(spec, PgtuneInput(host.memory_bytes, host.cpus, kind, storage))
         arms.append(
-            Arm("pgtune", {k: tuned.config[k] for k in tuned.applied}, f"{db_type}, {storage}")
+            Arm("pgtune", {k: tuned.config[k] for k in tuned.applied}, f"{kind}, {storage}")
         )
         notes += [f"pgtune: {n}" for n in tuned.notes]
     restartable = dsn is None or restart_command is not None
@@ -125,10 +125,22 @@ def _verify(
         console.print(f"note: {note}", markup=False)
     length = duration if duration is not None else experiment.duration_s
     target = "managed sandbox" if dsn is None else "the --dsn server"
+    rounds = (
+        f"{policy.min_rounds} rounds"
+        if policy.min_rounds == policy.max_rounds
+        else f"{policy.min_rounds} to {policy.max_rounds} rounds (until the best's 95% CI "
+        f"is within ±{policy.precision:.1%})"
+    )
+    if policy.twin:
+        contenders = ", ".join(a.label for a in arms if a.label != "default")
+        what = f"{contenders}, each beside the default on a twin sandbox"
+        how = "each run beside the default on a twin sandbox, in alternating slices"
+    else:
+        what = ", ".join(a.label for a in arms)
+        how = "every config once, in rotating order"
     console.print(
-        f"verifying [bold]{experiment.name}[/]: {', '.join(a.label for a in arms)}; "
-        f"{repeats} rounds in rotating order on {target}"
-        + (f", {length:g}s each" if length else "")
+        f"verifying [bold]{experiment.name}[/]: {what}; "
+        f"{rounds} in rotating order on {target}" + (f", {length:g}s each" if length else "")
     )
     info = experiment_info(experiment)
     system = postgres_target(dsn, restart_command, data_dir)(spec)
@@ -139,20 +151,26 @@ def _verify(
         workload_def = materialize_workload(info, Path(tmp))
         agent = Agent(system, make_workload(workload_def), length)
 
-        def progress(run: Run | None, phase: str) -> None:
+        def progress(run: VerifyRun | None, phase: str) -> None:
             if run is None:
                 console.print(f"  {phase}…", style="dim")
-            elif run.objective is not None:
-                console.print(f"  round {run.round} {run.label}: {run.objective:.6g}")
+            elif run.value is not None and run.reference is not None:
+                console.print(
+                    f"  round {run.round} {run.arm}: {run.value:.6g}"
+                    f" beside default {run.reference:.6g}"
+                )
+            elif run.value is not None:
+                console.print(f"  round {run.round} {run.arm}: {run.value:.6g}")
             else:
-                console.print(f"  round {run.round} {run.label}: [red]FAILED[/] {run.error}")
+                console.print(f"  round {run.round} {run.arm}: [red]FAILED[/] {run.error}")
 
         interrupted = False
         try:
             agent.start(lambda phase: console.print(f"{phase} ({target})…"))
-            runs = run_interleaved(
-                agent, spec, arms, repeats, experiment.objective_metric, length, progress=progress
-            )
+            runs, verification = run_interleaved(
+                agent, spec, arms, policy, experiment.objective_metric, experiment.direction,
+                length, progress=progress,
+            )  # fmt: skip
         except (KeyboardInterrupt, _Interrupted):
             interrupted = True
             console.print("[yellow]interrupted: restoring the system and cleaning up…[/]")
@@ -167,104 +185,75 @@ def _verify(
                 signal.signal(signal.SIGTERM, previous)
         if interrupted:
             raise typer.Exit(130)
-    labels = [a.label for a in arms]
-    summaries = summarize_runs(runs, labels, "default", experiment.direction)
     head_to_head = None
     if pgtune:
-        head_to_head = _versus(runs, labels[1], "pgtune", experiment.direction)
-    _print_verify(experiment, summaries, head_to_head, time.monotonic() - started)
+        head_to_head = paired_between(
+            runs, arms[1].label, "pgtune", verification.rounds, experiment.direction
+        )
+    console.print(
+        verification_table(
+            verification,
+            f"verify {experiment.name}: {experiment.objective_metric} "
+            f"({experiment.direction}), {verification.rounds} paired rounds",
+        )
+    )
+    if head_to_head is not None:
+        verdict = "significant" if head_to_head.significant else "NOT significant (CI includes 1)"
+        console.print(
+            f"{arms[1].label} vs pgtune: ratio {head_to_head.ratio:.3f}, 95% CI "
+            f"{head_to_head.low:.3f}–{head_to_head.high:.3f} (paired): {verdict}"
+        )
+    console.print(f"verdict: {verification.verdict}")
+    console.print(
+        f"[dim]ratios > 1 are better, each the geometric mean of per-round ratios; NOT "
+        f"significant: the 95% CI includes 1. Each round: {how}, each from the freshly "
+        f"loaded data; stopped: {verification.stopped}; "
+        f"{time.monotonic() - started:.0f}s in all[/]"
+    )
     store.add_analysis(
         experiment,
         "verify",
         result_json(
             arms,
             runs,
-            summaries,
+            verification,
             {
                 "reference": "default",
                 "config": which,
-                "rounds": repeats,
+                "rounds": verification.rounds,
+                "policy": policy.to_json(),
                 "duration_s": length,
                 "target": target,
                 "order": "rotating (round r starts with arm r mod n)",
-                "settle_runs": 1,
                 "notes": notes,
-                "versus_pgtune": head_to_head,
+                "versus_pgtune": None
+                if head_to_head is None
+                else {"a": arms[1].label, "b": "pgtune", **head_to_head.to_json()},
             },
         ),
-    )
-
-
-def _versus(runs: list[Run], a: str, b: str, direction: str) -> dict[str, Any] | None:
-    """``a`` against ``b``: ratio of medians (> 1: a is better) and its 95% CI."""
-    va = [r.objective for r in runs if r.label == a and r.objective is not None]
-    vb = [r.objective for r in runs if r.label == b and r.objective is not None]
-    if not va or not vb:
-        return None
-    ratio, low, high = bootstrap_ratio_ci(va, vb, direction == "maximize")
-    if math.isnan(ratio):
-        return None
-    ci = None if math.isnan(low) else [low, high]
-    return {"a": a, "b": b, "ratio": ratio, "ci": ci}
-
-
-def _fmt_ci(low: float | None, high: float | None) -> str:
-    return "—" if low is None or high is None else f"{low:.3f}–{high:.3f}"
-
-
-def _short_verdict(arm: ArmSummary) -> str:
-    """The table's verdict; the stored result keeps the full sentence (``verdict``)."""
-    if arm.label == "default":
-        return "reference"
-    if arm.ratio is None:
-        return "no comparison"
-    change = f"{(arm.ratio - 1) * 100:+.1f}%"
-    if arm.significant is None:
-        return f"{change}, no CI"
-    return f"{change}, " + ("significant" if arm.significant else "NOT significant")
-
-
-def _print_verify(
-    experiment: Experiment,
-    summaries: list[ArmSummary],
-    versus: dict[str, Any] | None,
-    wall_s: float,
-) -> None:
-    from rich.table import Table
-
-    metric = f"{experiment.objective_metric} ({experiment.direction})"
-    table = Table(title=f"verify {experiment.name}: {metric}, 95% bootstrap CIs")
-    for column in ("config", "runs", "median", "ratio vs default", "95% CI", "verdict"):
-        table.add_column(column, justify="right" if column in ("runs", "median") else "left")
-    for s in summaries:
-        table.add_row(
-            s.label,
-            f"{s.runs}" + (f" ({s.failed} failed)" if s.failed else ""),
-            "—" if s.median is None else f"{s.median:.6g}",
-            "1" if s.label == "default" else ("—" if s.ratio is None else f"{s.ratio:.3f}"),
-            "" if s.label == "default" else _fmt_ci(s.ci_low, s.ci_high),
-            _short_verdict(s),
-        )
-    console.print(table)
-    if versus is not None:
-        ci = versus["ci"]
-        significant = ci is not None and (ci[0] > 1 or ci[1] < 1)
-        console.print(
-            f"{versus['a']} vs pgtune: ratio {versus['ratio']:.3f}, 95% CI "
-            f"{_fmt_ci(*(ci or [None, None]))}: "
-            + ("significant" if significant else "NOT significant (CI includes 1)")
-        )
-    console.print(
-        f"[dim]ratios > 1 are better; NOT significant: the 95% CI includes 1. Each round runs "
-        f"every config once, in rotating order, after one discarded settling run; "
-        f"{wall_s:.0f}s in all[/]"
     )
 
 
 @friendly
 def verify(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
-    repeats: Annotated[int, typer.Option(help="Rounds: runs of each config.")] = 5,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--rounds",
+            "--repeats",
+            min=2,
+            max=100,
+            show_default=False,
+            help="Exactly this many rounds. Default: from --min-rounds until the best's CI "
+            "is within ±--precision, at most --max-rounds.",
+        ),
+    ] = None,
+    min_rounds: Annotated[int, typer.Option(min=2, max=100, help="At least this many.")] = 3,
+    max_rounds: Annotated[int, typer.Option(min=2, max=100, help="At most this many.")] = 10,
+    precision: Annotated[
+        float, typer.Option(min=0.001, max=0.5, help="Stop once the best's CI is within ±this.")
+    ] = 0.03,
     config: Annotated[
         str, typer.Option(help="The config to verify: best, or a trial number.")
     ] = "best",
@@ -274,21 +263,39 @@ def verify(
     pgtune: Annotated[
         bool, typer.Option("--pgtune/--no-pgtune", help="Also measure pgtune's configuration.")
     ] = True,
-    db_type: Annotated[str, typer.Option(help=f"pgtune: {', '.join(DB_TYPES)}.")] = "oltp",
+    db_type: Annotated[
+        str | None,
+        typer.Option(
+            help=f"pgtune: {', '.join(DB_TYPES)}. Default: oltp for pgbench, dw for a query "
+            "set, else mixed.",
+            show_default=False,
+        ),
+    ] = None,
     storage: Annotated[str, typer.Option(help=f"pgtune: {', '.join(STORAGES)}.")] = "ssd",
     dsn: DsnOption = None,
     restart_command: RestartCommandOption = None,
     data_dir: DataDirOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Measure the best config against the default and pgtune, interleaved, with CIs."""
+    """Measure the best config against the default and pgtune in paired rounds, with CIs."""
     if dsn is None and (restart_command or data_dir):
         fail("--restart-command and --data-dir need --dsn")
+    try:
+        policy = VerifyPolicy(
+            precision=precision,
+            min_rounds=rounds or min_rounds,
+            max_rounds=rounds or max_rounds,
+            contenders=1,
+            pgtune=pgtune,
+            twin=dsn is None,  # a managed sandbox measures each config beside a twin
+        )
+    except ValueError as exc:
+        fail(str(exc))
     with open_store(store) as st:
         experiment = st.require_experiment(name)
         try:
             _verify(
-                st, experiment, config, repeats, duration, pgtune, db_type, storage,
+                st, experiment, config, policy, duration, pgtune, db_type, storage,
                 dsn, restart_command, data_dir,
             )  # fmt: skip
         except ValueError as exc:  # pgtune's input
@@ -328,9 +335,12 @@ def replay(
     with open_store(store) as st:
         experiment = st.require_experiment(name)
         if apply is not None:
+            policy = VerifyPolicy(
+                min_rounds=repeats, max_rounds=repeats, contenders=1, twin=dsn is None
+            )
             _verify(
-                st, experiment, apply, repeats, duration,
-                experiment.system == "postgres", "oltp", "ssd",
+                st, experiment, apply, policy, duration,
+                experiment.system == "postgres", None, "ssd",
                 dsn, restart_command, data_dir,
             )  # fmt: skip
             return

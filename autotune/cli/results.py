@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,7 +15,7 @@ from autotune.cli._common import StoreOption, console, fail, friendly, open_stor
 from autotune.cli._format import formatted, recorded_spec, render
 from autotune.cli.tune import _action
 from autotune.store import default_url, upgrade
-from autotune.tuner import describe, robust_best, summarize, unstable_line
+from autotune.tuner import describe, summarize, unstable_line
 
 
 class TrialFormat(StrEnum):
@@ -139,36 +139,62 @@ def best(
 ) -> None:
     """Print the best config: a postgresql.conf snippet, ALTER SYSTEM statements, or JSON.
 
-    The best is the config with the best median over two or more full-length runs,
-    else the best single run (not confirmed). conf and sql start with a comment
-    saying which, with its ratio to the baseline and 95% CI; json has them as fields.
+    After a verification, the best is its best contender and the claim its paired
+    ratio to the default: with no verified gain (the CI includes 1), conf and sql
+    say "keep the default" and print the candidate commented out. Without one, the
+    best is the config with the best median over two or more runs, else the best
+    single run. conf and sql start with a comment saying which; json has it all as
+    fields.
     """
     with open_store(store) as st:
         experiment = st.require_experiment(name)
-        rows = st.trials(experiment)
-    rb = robust_best(rows, experiment.direction)
-    if rb is None:
+        s = summarize(st, experiment)
+    rb, v = s.robust, s.verification
+    if rb is None or s.best is None:
         fail(f"experiment {name!r} has no successful trial yet")
         return
     spec = recorded_spec(experiment)
     metric = experiment.objective_metric
+    config = s.best.config
     if format is ConfigFormat.json:
-        meta = {
+        meta: dict[str, Any] = {
             "experiment": experiment.name,
             **rb.to_json(),
             "objective": {metric: rb.best.median},
             "baseline": None if rb.baseline is None else rb.baseline.median,
             "summary": describe(rb, metric),
+            "verified": None if v is None else v.verified,
+            "recommended": v is None or v.verified,
         }
-        typer.echo(render(spec, rb.best.config, "json", meta))
+        if v is not None:
+            arm = v.best
+            pr = None if arm is None else arm.versus
+            meta.update(
+                trial=s.best.number,
+                verdict=v.verdict,
+                rounds=v.rounds,
+                ratio=None if pr is None else pr.ratio,
+                ratio_ci=None if pr is None else [pr.low, pr.high],
+                significant=None if pr is None else pr.significant,
+                summary=v.verdict,
+                verification=v.to_json(),
+            )
+        typer.echo(render(spec, config, "json", meta))
         return
     mark = "#" if format is ConfigFormat.conf else "--"
-    notes = [f"{experiment.name} best: {describe(rb, metric)}"]
-    shaky = unstable_line(rb)
-    if shaky is not None:
-        notes.append(shaky)
+    if v is not None:
+        notes = [f"{experiment.name} best: {v.verdict}"]
+    else:
+        notes = [f"{experiment.name} best: {describe(rb, metric)}; not verified"]
+        shaky = unstable_line(rb)
+        if shaky is not None:
+            notes.append(shaky)
+    body = render(spec, config, format.value)
+    if v is not None and not v.verified:
+        notes.append("the best candidate, not recommended (uncomment to try it anyway):")
+        body = "\n".join(f"{mark} {line}" for line in body.splitlines())
     header = "\n".join(f"{mark} {line}" for line in notes)
-    typer.echo(header + "\n" + render(spec, rb.best.config, format.value))
+    typer.echo(header + "\n" + body)
 
 
 store_app = typer.Typer(help="Manage the results store.", no_args_is_help=True)

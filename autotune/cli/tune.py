@@ -34,7 +34,7 @@ from autotune.cli._common import (
     open_store,
     postgres_target,
 )
-from autotune.cli._format import formatted, render
+from autotune.cli._format import formatted, render, verification_table
 from autotune.optimizers import OPTIMIZERS
 from autotune.service import AdminClient, ServiceError
 from autotune.service._models import TrialOut
@@ -43,6 +43,9 @@ from autotune.store import Trial
 from autotune.systems._registry import applier_kind, known_kinds
 from autotune.tuner import (
     DEFAULT_OPTIMIZER,
+    MAX_ROUNDS,
+    PRECISION,
+    REFERENCE_METRIC,
     LocalClient,
     Scheduler,
     SessionOptions,
@@ -57,6 +60,7 @@ from autotune.tuner import (
     summarize,
     summary_of,
     unstable_line,
+    verify_option,
 )
 from autotune.workloads import load_workload
 
@@ -83,6 +87,9 @@ class _Progress(RunnerEvents):
         self.runner: AgentRunner | None = None
         self.setup_s = 0.0
         self.baseline: Trial | None = None
+        self.verifying = False
+        self.level: float | None = None  # the latest drift control's value
+        self.round_default: dict[int, float] = {}  # verification round -> its default's value
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -108,9 +115,22 @@ class _Progress(RunnerEvents):
         if self.runner is not None and self.runner.agent is not None and not self.setup_s:
             self.setup_s = self.runner.agent.setup_s
             console.print(f"setup done in {self.setup_s:.1f}s")
-        self.label = lease.label.replace(
-            f"trial {lease.number}", f"trial {lease.number}/{self.n_trials}", 1
-        )
+        self.label = lease.label
+        if lease.phase == "search":
+            self.label = self.label.replace(
+                f"trial {lease.number}", f"trial {lease.number}/{self.n_trials}", 1
+            )
+        elif lease.phase == "verify" and not self.verifying:
+            self.verifying = True
+            how = (
+                "each run beside the default on a twin server, in alternating slices"
+                if lease.reference is not None
+                else "one run each per round in rotating order"
+            )
+            console.print(
+                "search done: verifying the best configs and pgtune against the default in "
+                f"paired rounds, {how}"
+            )
         self.t0 = time.monotonic()
         expected = self.expected_s * min(1.0, lease.fidelity)
         self.task = self.progress.add_task(self.label, total=expected)
@@ -123,6 +143,9 @@ class _Progress(RunnerEvents):
         if self.task is not None:
             self.progress.remove_task(self.task)
             self.task = None
+        if trial.phase == "verify":
+            self._verify_line(trial)
+            return
         if trial.is_baseline and not trial.repeat:
             if not trial.ok:
                 raise TuningError(
@@ -138,8 +161,19 @@ class _Progress(RunnerEvents):
             return
         delta = ""
         base = self.baseline
+        if trial.phase == "control" and base and base.objective and trial.objective:
+            self.level = trial.objective
+            console.print(
+                f"control {trial.number:>2}  {self.objective}={trial.objective:.6g}  "
+                f"[dim](the default again: the host runs at {trial.objective / base.objective:.3f}"
+                "× the baseline's level; later trials are read against it)[/]"
+            )
+            return
         if base and base.objective and trial.objective is not None and not trial.is_baseline:
-            delta = f"  ({_change(trial.objective, base.objective, self.direction)})"
+            # With drift controls, against the default's latest level: the corrected ratio.
+            level = self.level or base.objective
+            delta = f"  ({_change(trial.objective, level, self.direction)}"
+            delta += ", drift-corrected)" if self.level else ")"
         action = _action(trial)
         took = f" {trial.timings[f'{action}_s']:.1f}s" if f"{action}_s" in trial.timings else ""
         console.print(
@@ -148,6 +182,27 @@ class _Progress(RunnerEvents):
         )
         for name, problem in trial.not_applied.items():
             console.print(f"             [yellow]not applied:[/] {name}: {problem}")
+
+    def _verify_line(self, trial: Trial) -> None:
+        """A verification run, with its ratio to the same round's default when that ran."""
+        head = f"verify {trial.round:>2}  {trial.arm:<10}"
+        if not trial.ok or trial.objective is None:
+            console.print(f"{head}  [red]FAILED[/]  {trial.error}")
+            return
+        note = ""
+        base = self.round_default.get(int(trial.round or 0))
+        twin = trial.metrics.get(REFERENCE_METRIC)
+        if twin:
+            base = twin
+        if trial.arm == "default":
+            self.round_default[int(trial.round or 0)] = trial.objective
+        elif base:
+            ratio = (
+                trial.objective / base if self.direction == "maximize" else base / trial.objective
+            )
+            beside = "the default beside it, on a twin" if twin else "this round's default"
+            note = f"  ({ratio:.3f}× {beside})"
+        console.print(f"{head}  {self.objective}={trial.objective:.6g}{note}")
 
 
 def _change(value: float, baseline: float, direction: str) -> str:
@@ -202,9 +257,48 @@ def tune(
         typer.Option(
             min=0,
             show_default=False,
-            help="Re-measure the best configs in the budget's last N trials, so the best is "
-            "a median of repeated runs with a CI against the baseline. Default: "
-            "min(10, trials // 5) from 10 trials up, else 0; a resume keeps the recorded N.",
+            help="Race the best configs in the budget's last N search trials (re-measuring "
+            "them). Default 0: the verification after the search is what the claim rests "
+            "on; a resume keeps the recorded N.",
+        ),
+    ] = None,
+    verify: Annotated[
+        bool | None,
+        typer.Option(
+            "--verify/--no-verify",
+            show_default=False,
+            help="End with a paired verification: the default, the best configs and pgtune "
+            "in interleaved rounds; the summary's best and its CI come from these rounds "
+            "only. Default: from 10 trials up.",
+        ),
+    ] = None,
+    precision: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            max=0.5,
+            show_default=False,
+            help="Verification: add rounds until the best's 95% CI of its ratio to the "
+            "default is within ±this. Default 0.03.",
+        ),
+    ] = None,
+    max_rounds: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            max=100,
+            show_default=False,
+            help="Verification: at most this many rounds. Default 10.",
+        ),
+    ] = None,
+    controls: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=1000,
+            show_default=False,
+            help="Drift controls: run the default again every N search trials and give the "
+            "optimiser each trial relative to the latest one. Default 0: none.",
         ),
     ] = None,
     time_budget: Annotated[
@@ -274,7 +368,7 @@ def tune(
     knobs_dir: KnobsDirOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Tune a system: the baseline, then the optimiser's search, then repeats of the best."""
+    """Tune a system: the baseline, the optimiser's search, then a paired verification."""
     spec = load_system_spec(system, knobs_dirs=knobs_dir or ())
     wl = load_workload(workload)
     if from_experiment is not None and not (knobs or "").startswith("top:"):
@@ -309,6 +403,10 @@ def tune(
             "parallelism": parallel,
             "allow_unsafe": allow_unsafe or None,
             "repeats": repeats,
+            "verify": verify,
+            "precision": precision,
+            "max_rounds": max_rounds,
+            "controls": controls,
             "time_budget_s": time_budget,
             "warm_start": warm_start,
         }
@@ -335,6 +433,10 @@ def tune(
                 knobs = ",".join(recorded.settings.get("knobs", []))
             if warm_start is None:
                 warm_start = recorded.settings.get("warm_start")
+            kept = recorded.settings.get("verify") or {}
+            precision = kept.get("precision") if precision is None else precision
+            max_rounds = kept.get("max_rounds") if max_rounds is None else max_rounds
+            controls = recorded.settings.get("controls") if controls is None else controls
             if repeats is None and recorded.settings.get("repeats") is not None:
                 repeats = min(recorded.repeats, max(0, trials - 2))
         optimizer = optimizer or DEFAULT_OPTIMIZER
@@ -348,6 +450,11 @@ def tune(
         selection = select_knobs(spec, knobs, allow_unsafe=allow_unsafe, restartable=restartable)
         for note in selection.notes:
             console.print(f"note: {note}")
+        if dsn is not None:
+            console.print(
+                "note: an existing server's database is its owner's: trials do not start "
+                "from a fresh copy of the data, each one sees what earlier trials wrote"
+            )
         options = SessionOptions(
             name=name,
             optimizer=optimizer,
@@ -361,19 +468,30 @@ def tune(
             repeats=repeats,
             time_budget_s=time_budget,
             warm_start=warm_start,
+            verify=verify_option(
+                trials,
+                verify,
+                precision or PRECISION,
+                max_rounds or MAX_ROUNDS,
+                # A managed PostgreSQL sandbox can start a twin to measure beside.
+                twin=dsn is None and spec.system == "postgres" and not spec.parts,
+            ),
+            restartable=restartable,
+            controls=controls or 0,
         )
         exp, resumed = open_experiment(st, spec, wl, options)
-        done = len(st.trials(exp, finished_only=True))
+        done = sum(t.searched for t in st.trials(exp, finished_only=True))
         verb = "resuming" if resumed else "starting"
         console.print(
             f"{verb} experiment [bold]{name}[/]: {spec.system} × {wl.name}, "
             f"{len(selection.names)} knobs, optimizer {optimizer}, {trials} trials"
             + (f", the last {repeats} re-measuring the best" if repeats else "")
+            + (", then a paired verification" if options.verify else "")
             + (f", at most {time_budget:g}s" if time_budget else "")
             + (f", warm start {warm_start}" if warm_start != "none" else "")
             + (f" ({done} recorded)" if resumed else "")
         )
-        if done >= trials:
+        if done >= trials and options.verify is None:
             console.print(f"already {done} trials recorded; raise --trials to run more")
             _print_summary(spec, summarize(st, exp), 0.0, 0.0)
             return
@@ -397,7 +515,8 @@ def tune(
             with events:
                 runner.run(until_idle=True)
             summary = summarize(st, exp)
-            if apply_best and summary.best is not None:
+            trusted = summary.verification is None or summary.verified
+            if apply_best and summary.best is not None and trusted:
                 keep = summary.best.config
         except (KeyboardInterrupt, _Interrupted):
             interrupted = True
@@ -419,6 +538,8 @@ def tune(
         _print_summary(spec, summary, wall_s, events.setup_s, runner.measured_s)
         if keep is not None:
             console.print("the best config was left applied (--apply-best)")
+        elif apply_best and not interrupted:
+            console.print("--apply-best: nothing applied, the original settings are back")
         if interrupted:
             console.print(f"resume with: autotune tune … --experiment {name}")
             raise typer.Exit(130)
@@ -521,18 +642,32 @@ def _follow(
                     baseline = t.objective
                 progress.console.print(_remote_line(t, metric, direction, baseline))
             running = sum(t.status == "leased" for t in trials)
+            searched = sum(t.phase == "search" for t in finished)
+            verifying = searched >= budget or any(t.phase == "verify" for t in trials)
             progress.update(
                 task,
-                completed=min(len(finished), budget),
-                description=f"{running} running" if running else "waiting for agents",
+                completed=min(searched, budget),
+                description=(
+                    "verifying"
+                    if verifying
+                    else f"{running} running"
+                    if running
+                    else "waiting for agents"
+                ),
             )
-            if len(finished) >= budget:
-                return
+            if searched >= budget:
+                # The search is spent; the experiment may still verify its claim.
+                state = client.experiment(name)
+                if state is None or state.status == "done" or not state.verify:
+                    return
             time.sleep(poll_s)
 
 
 def _remote_line(t: TrialOut, metric: str, direction: str, baseline: float | None) -> str:
     by = f"  [dim]{t.agent}, attempt {t.attempts}[/]"
+    if t.phase == "verify":
+        value = f"{metric}={t.objective:.6g}" if t.status == "ok" else f"[red]FAILED[/] {t.error}"
+        return f"verify {t.round:>2}  {t.arm:<10}  {value}{by}"
     if t.status != "ok":
         return f"trial {t.number:>3}  [red]FAILED[/]  {t.error}{by}"
     delta = ""
@@ -553,12 +688,23 @@ def _print_summary(
     console.rule(f"summary: {s.experiment}")
     unit = f"{s.objective_metric} ({s.direction})"
     rb = s.robust
+    v = s.verification
     if rb is not None and rb.baseline is not None:
         base = rb.baseline
         runs = f"median of {base.n} runs, " if base.n > 1 else ""
         console.print(f"baseline      {base.median:.6g} {unit}  ({runs}trial {base.first.number})")
-    if rb is not None:
-        console.print(f"best          {describe(rb, s.objective_metric)}")
+    if v is not None:
+        console.print(
+            verification_table(
+                v,
+                f"verification: {v.rounds} paired rounds, {s.objective_metric}"
+                + (f"; stopped: {v.stopped}" if v.stopped else ""),
+            )
+        )
+        console.print(f"best          {v.verdict}")
+    elif rb is not None:
+        line = describe(rb, s.objective_metric)
+        console.print(f"best          {line}; not verified")
         pct = s.improvement_pct
         if pct is not None and not rb.best.is_baseline:
             versus = (
@@ -569,10 +715,10 @@ def _print_summary(
                 f"              {abs(pct):.1f}% {'better' if pct >= 0 else 'worse'} than "
                 f"{versus}  [dim](runs: {runs})[/]"
             )
-        if not rb.confirmed and not rb.best.is_baseline:
+        if not rb.best.is_baseline:
             console.print(
-                "              [dim]one run on a noisy host: re-measure it (--repeats) "
-                "before trusting a small gain[/]"
+                "              [dim]not verified in paired rounds (sessions from 10 trials "
+                "do that); run autotune verify before trusting a gain[/]"
             )
         shaky = unstable_line(rb)
         if shaky is not None:
@@ -580,6 +726,7 @@ def _print_summary(
             console.print(f"[yellow]{shaky}[/]  [dim](cv > 0.1 or range > 25% of the median)[/]")
     extra = [f"{s.repeats} repeats"] if s.repeats else []
     extra += [f"{s.short} short"] if s.short else []
+    extra += [f"then {s.verify_runs} verification runs"] if s.verify_runs else []
     console.print(
         f"trials        {s.trials} done, {s.failed} failed" + "".join(f", {e}" for e in extra)
     )
@@ -593,12 +740,19 @@ def _print_summary(
             )
         console.print(line)
     console.print(f"store         {s.store_url}")
-    if s.best is not None:
-        where = " (postgresql.conf)" if spec.system == "postgres" else ""
-        console.print(f"best config{where}:")
-        console.print(render(spec, s.best.config, "conf"), markup=False)
-        changed = formatted(spec, s.best.config)
+    if s.best is None:
+        return
+    where = " (postgresql.conf)" if spec.system == "postgres" else ""
+    if v is not None and not v.verified:
         console.print(
-            f"[dim]{len(changed)} knobs; also: autotune best {s.experiment} --format "
-            f"{'sql|json' if spec.system == 'postgres' else 'json'}[/]"
+            f"[yellow]no verified gain: keep the default.[/] The best candidate{where}, "
+            "not recommended:"
         )
+    else:
+        console.print(f"best config{where}:")
+    console.print(render(spec, s.best.config, "conf"), markup=False)
+    changed = formatted(spec, s.best.config)
+    console.print(
+        f"[dim]{len(changed)} knobs; also: autotune best {s.experiment} --format "
+        f"{'sql|json' if spec.system == 'postgres' else 'json'}[/]"
+    )

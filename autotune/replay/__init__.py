@@ -1,31 +1,14 @@
 """Replay: past experiments run again, offline against a surrogate or live with verification."""
 
 from autotune.replay._offline import ReplayRun, Surrogate, build_surrogate, repeat_noise, replay
-from autotune.replay._verify import (
-    Arm,
-    ArmSummary,
-    Run,
-    complete_configs,
-    result_json,
-    rotation,
-    run_interleaved,
-    summarize_runs,
-    verdict,
-)
+from autotune.replay._verify import result_json, run_interleaved
 
 __all__ = [
-    "Arm",
-    "ArmSummary",
     "ReplayRun",
-    "Run",
     "Surrogate",
     "build_surrogate",
-    "complete_configs",
     "repeat_noise",
     "replay",
     "result_json",
-    "rotation",
     "run_interleaved",
-    "summarize_runs",
-    "verdict",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 from autotune.cli._format import formatted, recorded_spec, render
 from autotune.spec import Spec, SpecError
 from autotune.store import Experiment, Store, Trial
-from autotune.tuner import describe, robust_best, unstable_line
+from autotune.tuner import Summary, describe, summarize, unstable_line
 
 ANALYZE_KIND = "analyze"  # autotune.analysis.KIND, without importing scikit-learn
 VERIFY_KIND = "verify"
@@ -50,6 +50,9 @@ def _trial(spec: Spec | None, t: Trial) -> dict[str, Any]:
         "fidelity": t.fidelity,
         "full": t.full,
         "repeat": t.repeat,
+        "phase": t.phase,
+        "round": t.round,
+        "arm": t.arm,
         "baseline": t.is_baseline,
         "agent": t.agent,
         "total_s": t.timings.get("total_s"),
@@ -62,21 +65,25 @@ def _trial(spec: Spec | None, t: Trial) -> dict[str, Any]:
     }
 
 
-def _best(experiment: Experiment, spec: Spec | None, trials: list[Trial]) -> dict[str, Any] | None:
-    rb = robust_best(trials, experiment.direction)
-    if rb is None:
+def _best(experiment: Experiment, spec: Spec | None, s: Summary) -> dict[str, Any] | None:
+    """The best as `autotune best` gives it: the verification's, else the search's."""
+    rb = s.robust
+    if rb is None or s.best is None:
         return None
     metric = experiment.objective_metric
-    summary = describe(rb, metric)
+    v = s.verification
+    summary = describe(rb, metric) if v is None else v.verdict
+    config = s.best.config
     best: dict[str, Any] = {
-        "trial": rb.trial.number,
+        "trial": s.best.number,
         "median": rb.best.median,
         "runs": rb.best.n,
         "confirmed": rb.confirmed,
         "ratio": rb.ratio,
+        "verified": None if v is None else v.verified,
         "summary": summary,
         "unstable": unstable_line(rb),
-        "config": rb.best.config,
+        "config": config,
         "conf": None,
         "sql": None,
         "json": None,
@@ -90,10 +97,12 @@ def _best(experiment: Experiment, spec: Spec | None, trials: list[Trial]) -> dic
         "baseline": None if rb.baseline is None else rb.baseline.median,
         "summary": summary,
     }
+    if v is not None:
+        meta.update(verification=v.to_json(), verdict=v.verdict, verified=v.verified)
     try:
         for fmt in ("conf", "sql"):
-            best[fmt] = render(spec, rb.best.config, fmt)
-        best["json"] = render(spec, rb.best.config, "json", clean(meta))
+            best[fmt] = render(spec, config, fmt)
+        best["json"] = render(spec, config, "json", clean(meta))
     except (ValueError, TypeError):
         pass
     return best
@@ -121,9 +130,10 @@ def experiment_data(store: Store, experiment: Experiment) -> dict[str, Any]:
     trials = store.trials(experiment)
     finished = [t for t in trials if t.finished]
     spec = _spec(experiment)
-    best = _best(experiment, spec, finished)
+    summary = summarize(store, experiment)
+    best = _best(experiment, spec, summary)
     baseline: float | None = None
-    rb = robust_best(finished, experiment.direction)
+    rb = summary.robust
     if rb is not None and rb.baseline is not None:
         baseline = rb.baseline.median
     else:
@@ -145,5 +155,8 @@ def experiment_data(store: Store, experiment: Experiment) -> dict[str, Any]:
         "best": best,
         "importance": _importance(store, experiment),
         "verify": _verify(store, experiment),
+        "verification": None
+        if summary.verification is None
+        else clean(summary.verification.to_json()),
     }
     return dict(clean(data))

@@ -28,10 +28,14 @@ def _num(value: Any) -> str:
 
 
 def _ok_trials(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The search's successful full-length trials (the verification's runs are its own)."""
     return [
         t
         for t in data["trials"]
-        if t["status"] == "ok" and t.get("objective") is not None and t.get("full", True)
+        if t["status"] == "ok"
+        and t.get("objective") is not None
+        and t.get("full", True)
+        and t.get("phase", "search") == "search"
     ]
 
 
@@ -171,6 +175,8 @@ def _status(t: dict[str, Any]) -> str:
         marks.append("baseline")
     if t.get("repeat"):
         marks.append("repeat")
+    if t.get("phase") == "verify":
+        marks.append(f"verify round {t.get('round')}: {t.get('arm')}")
     if not t.get("full", True):
         marks.append(f"{t.get('fidelity', 0):.2g}×")
     return ", ".join(marks)

@@ -63,6 +63,7 @@ from autotune.tuner import (
     open_experiment,
     select_knobs,
     summarize,
+    verify_option,
 )
 from autotune.workloads import WorkloadDef
 
@@ -236,7 +237,15 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
             time_budget_s=body.time_budget_s,
             restart_clock=restart_clock,
             warm_start=body.warm_start,
+            restartable=body.restartable,
+            controls=body.controls,
         )
+        try:
+            options.verify = verify_option(
+                body.budget, body.verify, body.precision, body.max_rounds, body.twin
+            )
+        except ValueError as exc:
+            raise _unprocessable(str(exc)) from None
         try:
             check_warm_start(store, body.warm_start, spec.system, workload.objective_metric)
         except TuningError as exc:
@@ -304,9 +313,11 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
     def get_best(name: ExperimentName, _: Admin) -> BestOut:
         """The baseline, the best config and the improvement, as `autotune tune` prints.
 
-        The best is the config with the best median over two or more runs (else
-        the best single run, with ``robust.confirmed`` false); ``robust`` has its
-        ratio to the baseline with a 95% bootstrap CI.
+        After a verification, ``best`` is its best contender and ``verification``
+        holds the paired rounds' verdict. ``robust`` is the search's own best: the
+        best median over two or more runs (else the best single run, with
+        ``robust.confirmed`` false), with its ratio to the baseline and a 95%
+        bootstrap CI.
         """
         experiment = _experiment(name)
         s = summarize(store, experiment)
@@ -322,6 +333,7 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
             best=None if s.best is None else TrialOut.of(s.best),
             improvement_pct=s.improvement_pct,
             robust=None if s.robust is None else RobustOut.of(s.robust),
+            verification=None if s.verification is None else s.verification.to_json(),
         )
 
     @app.post(
@@ -463,7 +475,11 @@ def _with_recorded(body: ExperimentCreate, existing: Experiment) -> ExperimentCr
         "machine": settings.get("machine"),
         "time_budget_s": settings.get("time_budget_s"),
         "warm_start": settings.get("warm_start"),
+        "controls": settings.get("controls"),
     }
+    verify = settings.get("verify")
+    if isinstance(verify, dict):  # how it verifies is kept; whether, follows the budget
+        recorded.update(precision=verify.get("precision"), max_rounds=verify.get("max_rounds"))
     if "repeats" in settings and "repeats" not in given:
         # Kept, but never more than a budget given now leaves room for.
         budget = body.budget

@@ -145,8 +145,27 @@ class ExperimentCreate(Strict):
     )
     repeats: Annotated[int, Field(strict=True, ge=0, le=100_000)] | None = Field(
         default=None,
-        description="The budget's last trials that re-measure the best configs "
-        "(default: min(10, budget // 5) from 10 trials up, else 0).",
+        description="The budget's last trials that re-measure the best configs (default 0).",
+    )
+    verify: Annotated[bool, Field(strict=True)] | None = Field(
+        default=None,
+        description="End with a paired verification of the default, the top contenders and "
+        "pgtune (default: from 10 trials up).",
+    )
+    precision: Annotated[Finite, Field(gt=0, lt=1)] = Field(
+        default=0.03, description="Verification: add rounds until the best's CI is this narrow."
+    )
+    max_rounds: Annotated[int, Field(strict=True, ge=2, le=100)] = Field(
+        default=10, description="Verification: at most this many rounds."
+    )
+    twin: Annotated[bool, Field(strict=True)] = Field(
+        default=False,
+        description="Verification: measure each arm beside a twin of the system running the "
+        "default, in alternating slices; only for agents on a managed sandbox.",
+    )
+    controls: Annotated[int, Field(strict=True, ge=0, le=1000)] = Field(
+        default=0,
+        description="Drift controls: the default again every this many search trials (0: none).",
     )
     time_budget_s: Annotated[Finite, Field(gt=0, le=365 * 86_400)] | None = Field(
         default=None,
@@ -186,6 +205,9 @@ class ExperimentOut(BaseModel):
     deadline: datetime | None = Field(
         default=None, description="When the time budget runs out: no trial is proposed after."
     )
+    verify: dict[str, Any] | None = Field(
+        default=None, description="How the search's claim is verified after it; null: it is not."
+    )
 
     @classmethod
     def of(cls, experiment: Experiment, counts: dict[str, int]) -> ExperimentOut:
@@ -215,6 +237,7 @@ class ExperimentOut(BaseModel):
             repeats=experiment.repeats,
             time_budget_s=settings.get("time_budget_s"),
             deadline=experiment.deadline,
+            verify=settings.get("verify"),
         )
 
 
@@ -245,6 +268,9 @@ class TrialOut(BaseModel):
     log_excerpt: str | None
     fidelity: float = Field(default=1.0, description="Share of the full duration it ran for.")
     repeat: bool = Field(default=False, description="A re-measurement of a config tried before.")
+    phase: str = Field(default="search", description="search, control or verify.")
+    round: int | None = Field(default=None, description="A verification run's round, from 1.")
+    arm: str | None = Field(default=None, description="A verification run's arm.")
 
     @classmethod
     def of(cls, trial: Trial) -> TrialOut:
@@ -256,6 +282,9 @@ class TrialOut(BaseModel):
             baseline=trial.is_baseline,
             fidelity=trial.fidelity,
             repeat=trial.repeat,
+            phase=trial.phase,
+            round=trial.round,
+            arm=trial.arm,
             agent=trial.agent,
             attempts=trial.attempts,
             proposed_at=trial.proposed_at,
@@ -295,6 +324,9 @@ class TrialOut(BaseModel):
             attempts=self.attempts,
             fidelity=self.fidelity,
             repeat=self.repeat,
+            phase=self.phase,
+            round=self.round,
+            arm=self.arm,
         )
 
 
@@ -335,6 +367,11 @@ class BestOut(BaseModel):
     improvement_pct: float | None = Field(description="Medians' change, positive when better.")
     robust: RobustOut | None = Field(
         default=None, description="The best config's runs and its ratio to the baseline."
+    )
+    verification: dict[str, Any] | None = Field(
+        default=None,
+        description="The paired verification after the search: every arm's runs, its "
+        "ratio to the default with a 95% CI, the best and the verdict.",
     )
 
 
@@ -377,9 +414,9 @@ class ExperimentInfoOut(BaseModel):
 class LeaseOut(BaseModel):
     """autotune.agent.Lease, field for field (Lease.to_json).
 
-    The last three fields are sent only when they differ from a full-length,
-    first run (``exclude_defaults``): such a lease reads exactly as a v0.2
-    one, so older agents keep running those trials.
+    The fields from ``fidelity`` on are sent only when they differ from a
+    full-length, first search run (``exclude_defaults``): such a lease reads
+    exactly as a v0.2 one, so older agents keep running those trials.
     """
 
     trial_id: int
@@ -395,6 +432,13 @@ class LeaseOut(BaseModel):
         default=None,
         description="Seconds to measure; left out: the experiment's duration_s "
         "(or, that null, the workload's own length scaled by fidelity).",
+    )
+    phase: str = Field(default="search", description="search, control or verify.")
+    round: int | None = Field(default=None, description="A verification run's round.")
+    arm: str | None = Field(default=None, description="A verification run's arm.")
+    reference: dict[str, Any] | None = Field(
+        default=None,
+        description="A verification run beside a twin: the config the twin runs meanwhile.",
     )
 
     @classmethod

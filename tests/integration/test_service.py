@@ -38,7 +38,7 @@ def service(workdir: Path, sandbox: Sandbox) -> Any:
 
 
 def submit(
-    svc: Service, name: str, trials: int, parallel: int, duration: float
+    svc: Service, name: str, trials: int, parallel: int, duration: float, *extra: str
 ) -> subprocess.Popen[str]:
     """`autotune tune --server`: submit, then follow until the budget is spent."""
     return subprocess.Popen(
@@ -46,7 +46,7 @@ def submit(
             sys.executable, "-m", "autotune", "tune", "--system", "postgres",
             "--workload", TINY_TPCB, "--trials", str(trials), "--duration", str(duration),
             "--knobs", KNOBS, "--experiment", name, "--server", svc.url,
-            "--parallel", str(parallel),
+            "--parallel", str(parallel), *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -91,20 +91,29 @@ def max_in_flight(trials: list[dict[str, Any]]) -> int:
 
 
 def test_four_agents_run_sixteen_trials_once_each(service: Service) -> None:
+    """Sixteen search trials over four agents, then the paired verification's rounds."""
     service.start_server(lease_s=60)
     for name in ("a1", "a2", "a3", "a4"):
         service.start_agent(name)
-    follower = submit(service, "four", trials=16, parallel=4, duration=1)
+    follower = submit(service, "four", 16, 4, 1, "--max-rounds", "3")
     out, _ = follower.communicate(timeout=600)
     assert follower.returncode == 0, out + service.dump()
     trials = trials_of(service, "four")
-    assert sorted(t["number"] for t in trials) == list(range(1, 17))
+    searched = [t for t in trials if t["phase"] == "search"]
+    verified = [t for t in trials if t["phase"] == "verify"]
+    assert sorted(t["number"] for t in searched) == list(range(1, 17))
+    # The default, the two best and pgtune, one run each a round, capped at 3 rounds.
+    assert sorted(t["number"] for t in verified) == list(range(17, 29))
+    assert len(trials) == 28
+    for r in (1, 2, 3):
+        arms = [t["arm"] for t in sorted(verified, key=lambda t: t["number"]) if t["round"] == r]
+        assert len(arms) == 4 and set(arms) >= {"default", "pgtune"}, arms
+    assert "verification: 3 paired rounds" in out, out
     assert all(t["status"] in ("ok", "failed") for t in trials)
-    assert sum(t["status"] == "ok" for t in trials) >= 14
-    # Batches are distinct; the last three trials (the default for 16) re-measure the best.
-    searched = [t for t in trials if not t["repeat"]]
-    assert len({str(sorted(t["config"].items())) for t in searched}) == 13
-    assert sorted(t["number"] for t in trials if t["repeat"]) == [14, 15, 16]
+    assert sum(t["status"] == "ok" for t in searched) >= 14
+    # Batches are distinct: no config is searched twice.
+    assert len({str(sorted(t["config"].items())) for t in searched}) == 16
+    assert not any(t["repeat"] for t in trials)
     assert {t["agent"] for t in trials} <= {"a1", "a2", "a3", "a4"}
     assert len({t["agent"] for t in trials}) >= 3
     assert all(t["attempts"] == 1 for t in trials)

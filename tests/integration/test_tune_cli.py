@@ -112,7 +112,7 @@ def test_tune_races_the_best_with_repeats(workdir: Path) -> None:
     assert trials[4]["config"] == top["config"]  # then the best searched config
     assert re.search(r"^trial +4  ok  tps=\S+ \(repeat\)", result.stdout, re.M), result.stdout
     best_line = re.search(
-        r"^best +(trial (\d+) \(2 runs\), median \S+ tps.*)$", result.stdout, re.M
+        r"^best +(trial (\d+) \(2 runs\), median \S+ tps.*); not verified$", result.stdout, re.M
     )
     assert best_line, result.stdout
     best = json.loads(run_cli(workdir, "best", "raced", "--format", "json").stdout)
@@ -130,12 +130,48 @@ def test_tune_races_the_best_with_repeats(workdir: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_session_ends_with_its_paired_verification(workdir: Path) -> None:
+    """From 10 trials: the two best and pgtune, each beside the default on a twin sandbox,
+    in rotating rounds; the summary's best, ratio and CI are the rounds', and `autotune
+    best` says the same."""
+    result = run_cli(
+        workdir, "tune", "--system", "postgres", "--workload", TINY_TPCB, "--trials", "10",
+        "--duration", "1", "--optimizer", "random", "--experiment", "checked",
+        "--knobs", "work_mem,random_page_cost", "--max-rounds", "3",
+    )  # fmt: skip
+    out = result.stdout
+    assert "then a paired verification" in out
+    assert "search done: verifying the best configs and pgtune against the default" in out
+    assert "beside the default on a twin server" in out
+    trials = trials_json(workdir, "checked")
+    search = [t for t in trials if t["phase"] == "search"]
+    verify = [t for t in trials if t["phase"] == "verify"]
+    assert len(search) == 10 and len(verify) == 3 * 3  # 3 arms, capped at 3 rounds
+    arms = [t["arm"] for t in verify if t["round"] == 1]
+    assert "default" not in arms and arms[-1] == "pgtune" and len(set(arms)) == 3
+    assert [t["arm"] for t in verify if t["round"] == 2] == [*arms[1:], arms[0]]
+    for t in verify:  # each run measured its own default beside it, slice by slice
+        if t["status"] == "ok":
+            assert t["metrics"]["reference.objective"] > 0 and t["metrics"]["slices"] >= 1, t
+    assert all(t["timings"]["reset_s"] > 0 for t in trials if t["status"] == "ok")
+    assert re.search(r"verification: 3 paired rounds, tps", out), out
+    (best_line,) = [line for line in out.splitlines() if line.startswith("best  ")]
+    best = json.loads(run_cli(workdir, "best", "checked", "--format", "json").stdout)
+    assert best_line.split(None, 1)[1] == best["verdict"]
+    assert best["rounds"] == 3 and isinstance(best["verified"], bool)
+    assert best["recommended"] is best["verified"]
+    assert best["verdict"].startswith("verified gain" if best["verified"] else "no verified gain")
+    assert best["trial"] in {int(a.split()[1]) for a in arms if a.startswith("trial ")}
+    assert len(best["ratio_ci"]) == 2 and best["ratio_ci"][0] <= best["ratio"]
+
+
+@pytest.mark.slow
 def test_auto_screens_with_short_runs_under_a_time_budget(workdir: Path) -> None:
     """With wall time as the budget, auto opens with Hyperband's short runs, then runs full."""
     result = run_cli(
         workdir, "tune", "--system", "postgres", "--workload", TINY_TPCB, "--trials", "16",
         "--repeats", "0", "--duration", "2", "--time-budget", "900", "--experiment", "screened",
-        "--knobs", "work_mem,random_page_cost",
+        "--knobs", "work_mem,random_page_cost", "--no-verify",
     )  # fmt: skip
     assert "summary: screened" in result.stdout
     trials = trials_json(workdir, "screened")

@@ -119,7 +119,7 @@ def test_every_problem_is_registered() -> None:
 def test_recorded_pgbench_trials() -> None:
     data = load_recorded(PG_RECORDED)
     experiment, trials = data["experiment"], data["trials"]
-    assert data["format"] == "autotune-experiment" and data["version"] == 1
+    assert data["format"] == "autotune-experiment" and data["version"] == 2  # v1, read as v2
     settings = experiment["settings"]
     assert experiment["workload"]["name"] == "pgbench-tpcb" and settings["machine"]["cpus"] >= 1
     assert len(settings["knobs"]) == 12 and len(trials) == 80

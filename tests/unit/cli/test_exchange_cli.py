@@ -146,6 +146,6 @@ def test_bench_export_recorded_writes_the_versioned_format(
     assert result.exit_code == 0, result.output
     assert result.stdout == f"wrote 3 trials to {out}\n"
     doc = read_export(out)
-    assert doc["version"] == 1 and [t["number"] for t in doc["trials"]] == [1, 2, 3]
+    assert doc["version"] == 2 and [t["number"] for t in doc["trials"]] == [1, 2, 3]
     result = runner.invoke(autotune_app, [*args[:2], "nope", *args[3:]])
     assert result.exit_code == 2 and "no experiment 'nope'" in result.stderr

@@ -117,7 +117,8 @@ def test_best_sql(filled: Experiment, store_url: str) -> None:
     result = invoke("best", "bench", "--format", "sql", store_url=store_url)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "-- bench best: trial 2 (single run, not confirmed), value 150 tps, 1.5× baseline",
+        "-- bench best: trial 2 (single run, not confirmed), value 150 tps, 1.5× baseline; "
+        "not verified",
         """ALTER SYSTEM SET "mem" = '64MB';""",
         """ALTER SYSTEM SET "mode" = 'b';""",
         """ALTER SYSTEM SET "jit" = 'off';""",
@@ -129,7 +130,8 @@ def test_best_conf_and_json(filled: Experiment, store_url: str) -> None:
     conf = invoke("best", "bench", store_url=store_url)
     assert conf.exit_code == 0, conf.output
     assert conf.stdout.splitlines() == [
-        "# bench best: trial 2 (single run, not confirmed), value 150 tps, 1.5× baseline",
+        "# bench best: trial 2 (single run, not confirmed), value 150 tps, 1.5× baseline; "
+        "not verified",
         "mem = '64MB'",
         "mode = 'b'",
         "jit = 'off'",
@@ -142,6 +144,7 @@ def test_best_conf_and_json(filled: Experiment, store_url: str) -> None:
     assert data["config"] == {"mem": "64MB", "mode": "b", "jit": "off"}
     assert (data["runs"], data["confirmed"], data["significant"]) == (1, False, False)
     assert data["ratio"] == 1.5 and data["ratio_ci"] is None
+    assert data["verified"] is None and data["recommended"] is True
 
 
 def test_best_is_the_robust_one_with_its_ci(
@@ -178,7 +181,7 @@ def test_best_is_the_robust_one_with_its_ci(
     assert conf.exit_code == 0, conf.output
     head, *lines = conf.stdout.splitlines()
     assert head.startswith("# raced best: trial 3 (3 runs), median 120 tps, 1.2× baseline (95% CI ")
-    assert head.endswith("), significant")
+    assert head.endswith("), significant; not verified")
     assert lines == ["mem = '16MB'"]
     data = json.loads(invoke("best", "raced", "--format", "json", store_url=store_url).stdout)
     assert (data["trial"], data["runs"], data["trials"]) == (3, 3, [3, 5, 7])
@@ -187,6 +190,66 @@ def test_best_is_the_robust_one_with_its_ci(
     assert 1.0 < data["ratio_ci"][0] <= 1.2 <= data["ratio_ci"][1]
     assert data["summary"].startswith("trial 3 (3 runs)")
     assert data["config"] == {"mem": "16MB"}
+
+
+def _verified(
+    store: Store,
+    make_experiment: Callable[..., Experiment],
+    make_trial: Callable[..., Trial],
+    ratios: list[float],
+) -> None:
+    """A search (default, 8 MB, 16 MB), then paired rounds of the default and trial 2."""
+    exp = make_experiment("checked", settings={"knobs": ["mem"], "duration_s": 1.0})
+    for number, (mem, value) in enumerate([(4096, 100.0), (8192, 130.0), (16384, 110.0)], 1):
+        store.add_trial(exp, make_trial(number, value, config={"mem": mem}, baseline=number == 1))
+    number = 3
+    for r, ratio in enumerate(ratios, start=1):
+        for arm, mem, value in (("default", 4096, 100.0 + r), ("trial 2", 8192, (100 + r) * ratio)):
+            number += 1
+            store.add_trial(
+                exp,
+                make_trial(number, value, config={"mem": mem}, phase="verify", round=r, arm=arm),
+            )
+
+
+def test_best_after_a_verification_is_its_best_with_the_paired_ci(
+    store: Store,
+    store_url: str,
+    make_experiment: Callable[..., Experiment],
+    make_trial: Callable[..., Trial],
+) -> None:
+    _verified(store, make_experiment, make_trial, [1.10, 1.12, 1.09, 1.11])
+    conf = invoke("best", "checked", store_url=store_url)
+    assert conf.exit_code == 0, conf.output
+    head, *lines = conf.stdout.splitlines()
+    assert head.startswith("# checked best: verified gain: trial 2 is 1.10")
+    assert head.endswith(", 4 paired rounds)")
+    assert lines == ["mem = '8MB'"]
+    data = json.loads(invoke("best", "checked", "--format", "json", store_url=store_url).stdout)
+    assert data["verified"] is True and data["recommended"] is True
+    assert data["trial"] == 2 and data["rounds"] == 4
+    assert data["ratio"] == pytest.approx(1.1049, abs=1e-3)
+    assert 1.0 < data["ratio_ci"][0] < data["ratio"] < data["ratio_ci"][1]
+    assert data["verdict"].startswith("verified gain: trial 2")
+    assert [a["label"] for a in data["verification"]["arms"]] == ["default", "trial 2"]
+
+
+def test_best_without_a_verified_gain_says_keep_the_default(
+    store: Store,
+    store_url: str,
+    make_experiment: Callable[..., Experiment],
+    make_trial: Callable[..., Trial],
+) -> None:
+    _verified(store, make_experiment, make_trial, [1.03, 0.98, 1.01, 0.99])
+    sql = invoke("best", "checked", "--format", "sql", store_url=store_url)
+    assert sql.exit_code == 0, sql.output
+    lines = sql.stdout.splitlines()
+    assert lines[0].startswith("-- checked best: no verified gain: keep the default (trial 2 is")
+    assert lines[1] == "-- the best candidate, not recommended (uncomment to try it anyway):"
+    assert lines[2:] == ["""-- ALTER SYSTEM SET "mem" = '8MB';""", "-- SELECT pg_reload_conf();"]
+    data = json.loads(invoke("best", "checked", "--format", "json", store_url=store_url).stdout)
+    assert data["verified"] is False and data["recommended"] is False
+    assert data["ratio_ci"][0] < 1 < data["ratio_ci"][1] and data["significant"] is False
 
 
 def test_best_minimize_picks_the_lowest(

@@ -3,6 +3,7 @@ tests/integration, on real PostgreSQL)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +37,9 @@ def test_help_lists_the_optimizers_and_explains_repeats_and_the_time_budget() ->
     text = re.sub(r"[│╭╮╰╯─]", " ", text)
     text = " ".join(text.split())
     assert f"One of: {', '.join(sorted(OPTIMIZERS))}. Default {DEFAULT_OPTIMIZER}." in text
-    assert "min(10, trials // 5) from 10 trials up, else 0" in text
+    assert "Default 0: the verification after the search is what the claim rests on" in text
+    assert "--verify --no-verify" in text and "Default: from 10 trials up." in text
+    assert "--precision" in text and "--max-rounds" in text
     assert "--time-budget" in text and "no new trial starts" in text
 
 
@@ -108,7 +111,7 @@ def test_a_confirmed_significant_best(spec: Spec) -> None:
     (best,) = [line for line in out.splitlines() if line.startswith("best  ")]
     assert re.fullmatch(
         r"best +trial 2 \(3 runs\), median 3320 tps, 1\.09× baseline "
-        r"\(95% CI 1\.0\d–1\.\d+\), significant",
+        r"\(95% CI 1\.0\d–1\.\d+\), significant; not verified",
         best,
     ), best
     assert "8.9% better than the baseline's median  (runs: 3320, 3300, 3340)" in out
@@ -121,8 +124,11 @@ def test_an_unconfirmed_best_says_so(spec: Spec) -> None:
     out = printed(
         spec, [trial(1, 100.0, 4096), trial(2, 120.0, 8192), trial(3, 500.0, 2048, fidelity=0.25)]
     )
-    assert "best          trial 2 (single run, not confirmed), value 120 tps, 1.2× baseline" in out
-    assert "re-measure it (--repeats)" in out
+    assert (
+        "best          trial 2 (single run, not confirmed), value 120 tps, 1.2× baseline; "
+        "not verified" in out
+    )
+    assert "run autotune verify before trusting a gain" in out
     assert "trials        3 done, 0 failed, 1 short" in out
 
 
@@ -148,6 +154,45 @@ def test_when_nothing_beats_the_baseline(spec: Spec) -> None:
     )
     assert "best          trial 1 (2 runs), median 100.5 tps: the baseline; no config beat it" in (
         out
+    )
+
+
+def verify_run(number: int, round_: int, arm: str, value: float | None, work_mem: int) -> Trial:
+    return dataclasses.replace(
+        trial(number, value, work_mem), is_baseline=False, phase="verify", round=round_, arm=arm
+    )
+
+
+def verified(ratios: list[float]) -> list[Trial]:
+    """A search of three trials, then rounds of default and trial 2 at these ratios."""
+    out = [trial(1, 3000.0, 4096), trial(2, 3600.0, 8192), trial(3, 3100.0, 2048)]
+    number = 3
+    for r, ratio in enumerate(ratios, start=1):
+        base = 3000.0 * (1 + 0.1 * (r % 3))  # the host drifts between rounds
+        for arm, value, mem in (("default", base, 4096), ("trial 2", base * ratio, 8192)):
+            number += 1
+            out.append(verify_run(number, r, arm, value, mem))
+    return out
+
+
+def test_a_verified_gain_is_the_summarys_best_with_its_paired_ci(spec: Spec) -> None:
+    out = printed(spec, verified([1.05, 1.06, 1.04, 1.05]))
+    assert "verification: 4 paired rounds, tps" in out
+    assert re.search(r"trial 2 ◀ best +4 +\S+ +1\.050 +1\.0[34]\d–1\.0[56]\d +better", out), out
+    (best,) = [line for line in out.splitlines() if line.startswith("best  ")]
+    assert best.startswith("best          verified gain: trial 2 is 1.050× the default (95% CI")
+    assert "trials        3 done, 0 failed, then 8 verification runs" in out
+    assert "best config (postgresql.conf):" in out and "work_mem = '8MB'" in out
+
+
+def test_no_verified_gain_says_keep_the_default(spec: Spec) -> None:
+    # In the search, trial 2 read 20% above the default; head to head it is not better.
+    out = printed(spec, verified([1.04, 0.97, 1.02, 0.99]))
+    (best,) = [line for line in out.splitlines() if line.startswith("best  ")]
+    assert best.startswith("best          no verified gain: keep the default (trial 2 is 1.00")
+    assert re.search(r"trial 2 ◀ best +4 +\S+ +1\.00\d +0\.9\d+–1\.\d+ +NOT significant", out), out
+    assert "no verified gain: keep the default. The best candidate (postgresql.conf), not " in (
+        " ".join(out.split())
     )
 
 

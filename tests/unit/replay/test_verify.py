@@ -1,4 +1,4 @@
-"""Interleaved verification: rotating order, whole configs per arm, oriented ratios and CIs."""
+"""``autotune verify``: the tuner's paired verification, run by one agent, to a stop."""
 
 from __future__ import annotations
 
@@ -12,62 +12,14 @@ from typer.testing import CliRunner
 import autotune.cli.replay as replay_cli
 from autotune.agent import Agent
 from autotune.cli import app
-from autotune.replay import (
-    Arm,
-    ArmSummary,
-    Run,
-    complete_configs,
-    result_json,
-    rotation,
-    run_interleaved,
-    summarize_runs,
-    verdict,
-)
+from autotune.replay import result_json, run_interleaved
 from autotune.spec import Config, Machine, Spec
 from autotune.store import Experiment, Store, Trial, now
 from autotune.systems import ApplyReport, ConfigFailed, System
+from autotune.tuner import Arm, VerifyPolicy, VerifyRun, complete_configs, summarize_verification
 from autotune.workloads import Workload, WorkloadDef, WorkloadError, WorkloadResult
 from autotune.workloads._base import Phase
 from tests.unit._support import MACHINE
-
-# -- rotation -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 5])
-def test_rotation_is_a_latin_square_when_rounds_equal_arms(n: int) -> None:
-    square = rotation(n, n)
-    assert len(square) == n
-    everyone = list(range(n))
-    assert all(sorted(row) == everyone for row in square)  # each round runs every arm once
-    for position in range(n):  # and every arm takes every position once
-        assert sorted(row[position] for row in square) == everyone
-    assert [row[0] for row in square] == everyone  # round r starts with arm r
-
-
-def test_rotation_over_more_or_fewer_rounds() -> None:
-    assert rotation(3, 4) == [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]
-    assert rotation(3, 2) == [[0, 1, 2], [1, 2, 0]]
-    six = rotation(3, 6)
-    for position in range(3):
-        assert sorted(row[position] for row in six) == [0, 0, 1, 1, 2, 2]
-
-
-# -- complete_configs ---------------------------------------------------------------------------
-
-
-def test_complete_configs_sets_every_arms_knobs_so_none_leaks(toy_spec: Spec) -> None:
-    arms = [
-        Arm("default", {}),
-        Arm("best", {"mem": 8192, "ratio": 0.9}),
-        Arm("other", {"mode": "b"}),
-    ]
-    assert complete_configs(toy_spec, arms) == [
-        {"mem": 4096, "mode": "a", "ratio": 0.5},
-        {"mem": 8192, "mode": "a", "ratio": 0.9},
-        {"mem": 4096, "mode": "b", "ratio": 0.5},
-    ]
-    assert complete_configs(toy_spec, [Arm("default", {}), Arm("pgtune", {})]) == [{}, {}]
-
 
 # -- run_interleaved through a real Agent -------------------------------------------------------
 
@@ -136,7 +88,7 @@ class FakeWorkload(Workload):
         return WorkloadResult(metrics={"tps": tps}, measure_s=2.0)
 
 
-def test_run_interleaved_settles_then_runs_every_arm_per_round_in_rotating_order(
+def test_run_interleaved_runs_every_arm_per_round_in_rotating_order_until_it_stops(
     toy_spec: Spec, make_workload: Callable[..., WorkloadDef]
 ) -> None:
     arms = [
@@ -149,31 +101,31 @@ def test_run_interleaved_settles_then_runs_every_arm_per_round_in_rotating_order
     agent = Agent(system, workload, duration_s=30)
     agent.start()
     phases: list[str] = []
-    runs = run_interleaved(
-        agent, toy_spec, arms, 3, "tps", duration_s=2.5,
-        progress=lambda run, phase: phases.append(phase if run is None else f"{run.label} done"),
+    # The fake is exact, so the CI is as narrow as can be: the minimum rounds, no more.
+    runs, verification = run_interleaved(
+        agent, toy_spec, arms, VerifyPolicy(min_rounds=3, max_rounds=8), "tps", "maximize",
+        duration_s=2.5,
+        progress=lambda run, phase: phases.append(phase if run is None else f"{run.arm} done"),
     )  # fmt: skip
     agent.stop()
     assert system.events == ["start", "prepare", "restore", "stop"]
-
     order = ["best", "other", "default", "other", "default", "best"]
-    assert [r.label for r in runs] == ["default", "best", "other", *order]
+    assert [r.arm for r in runs] == ["default", "best", "other", *order]
     assert [r.round for r in runs] == [1, 1, 1, 2, 2, 2, 3, 3, 3]
-    assert phases[0] == "settling run 1/1 (default)"
-    assert phases[1:3] == ["round 1/3: default", "default done"]
-    assert len(phases) == 1 + 2 * 9
-    # One settling run of the first arm, thrown away, then nine measured ones.
-    assert len(system.seen) == 10 and workload.durations == [2.5] * 10
+    assert phases[:2] == ["round 1: default", "default done"] and len(phases) == 18
+    # No run is thrown away: every run starts from the loaded data, settled.
+    assert len(system.seen) == 9 and workload.durations == [2.5] * 9
     complete = dict(
         zip(["default", "best", "other"], complete_configs(toy_spec, arms), strict=True)
     )
-    assert system.seen[0]["mem"] == 4096
-    for run, state in zip(runs, system.seen[1:], strict=True):
+    for run, state in zip(runs, system.seen, strict=True):
         # No knob carried over from the arm before: each run saw its own whole config.
-        assert {k: state[k] for k in ("mem", "ratio", "mode")} == complete[run.label]
-        assert run.status == "ok" and run.error is None
-        assert run.objective == pytest.approx(expected_tps(state))
-        assert run.timings["measure_s"] == 2.0
+        assert {k: state[k] for k in ("mem", "ratio", "mode")} == complete[run.arm]
+        assert run.error is None and run.value == pytest.approx(expected_tps(state))
+    assert verification.rounds == 3 and verification.stopped == "precision ±3% reached"
+    assert verification.best is not None and verification.best.label == "best"
+    best = verification.best.versus
+    assert best is not None and best.ratio == pytest.approx(908 / 504)
 
 
 def test_run_interleaved_records_failed_runs_and_goes_on(
@@ -196,117 +148,41 @@ def test_run_interleaved_records_failed_runs_and_goes_on(
     system = FakeSystem(toy_spec.defaults(), broken)
     agent = Agent(system, FakeWorkload(make_workload(), system), duration_s=None)
     agent.start()
-    runs = run_interleaved(agent, toy_spec, arms, 2, "tps", settle_runs=0)
+    policy = VerifyPolicy(min_rounds=3, max_rounds=3)
+    runs, verification = run_interleaved(agent, toy_spec, arms, policy, "tps", "maximize")
     agent.stop()
-    assert len(runs) == 8
-    by = {(r.label, r.round): r for r in runs}
-    assert all(by["default", k].status == "ok" for k in (1, 2))
-    for k in (1, 2):
-        assert by["silent", k].status == "failed" and by["silent", k].objective is None
+    assert len(runs) == 12
+    by = {(r.arm, r.round): r for r in runs}
+    assert all(by["default", k].value is not None for k in (1, 2, 3))
+    for k in (1, 2, 3):
+        assert by["silent", k].value is None
         assert by["silent", k].error == "the workload reported no 'tps'"
-        assert by["crash", k].status == "failed" and "pgbench died" in str(by["crash", k].error)
-    assert by["broken", 1].status == "ok"
-    assert by["broken", 2].status == "failed"
+        assert by["crash", k].value is None and "pgbench died" in str(by["crash", k].error)
+    assert by["broken", 1].value is not None and by["broken", 2].value is None
     assert "did not come back" in str(by["broken", 2].error)
-    summary = {s.label: s for s in summarize_runs(runs, [a.label for a in arms], "default",
-                                                  "maximize")}  # fmt: skip
-    assert (summary["silent"].runs, summary["silent"].failed) == (2, 2)
-    assert summary["silent"].median is None and summary["silent"].ratio is None
-    assert verdict(summary["silent"], "default") == "no comparison (too few successful runs)"
-    assert (summary["broken"].runs, summary["broken"].failed) == (2, 1)
-    assert summary["broken"].ratio is not None and summary["broken"].ci_low is None
-    assert "no CI" in verdict(summary["broken"], "default")
+    assert verification.rounds == 3  # the minimum, and the cap
+    silent = verification.arm("silent")
+    assert silent is not None and (silent.runs, silent.failed, silent.versus) == (3, 3, None)
+    broken_arm = verification.arm("broken")
+    assert broken_arm is not None and broken_arm.versus is not None
+    assert broken_arm.versus.pairs == 2  # round 2's pair dropped
+    assert verification.best is broken_arm
 
 
-# -- summarize_runs and verdict -----------------------------------------------------------------
-
-
-def runs_of(values: dict[str, list[float | None]]) -> list[Run]:
-    out = []
-    for label, vs in values.items():
-        for i, v in enumerate(vs, start=1):
-            out.append(Run(i, label, "ok" if v is not None else "failed", v))
-    return out
-
-
-DEFAULT = [100.0, 103.0, 97.0, 101.0, 99.0, 102.0, 98.0]
-
-
-def test_a_clear_gain_is_significant_and_identical_runs_are_not() -> None:
-    runs = runs_of(
-        {
-            "default": list(DEFAULT),
-            "best": [v * 1.3 for v in DEFAULT],
-            "same": [101.0, 97.0, 103.0, 99.0, 100.0, 98.0, 102.0],
-            "worse": [v * 0.7 for v in DEFAULT],
-        }
-    )
-    s = {x.label: x for x in summarize_runs(runs, ["default", "best", "same", "worse"],
-                                            "default", "maximize")}  # fmt: skip
-    assert s["default"].ratio is None and s["default"].median == 100.0
-    assert verdict(s["default"], "default") == "reference"
-    assert s["best"].ratio == pytest.approx(1.3)
-    assert s["best"].ci_low is not None and s["best"].ci_low > 1.0 and s["best"].significant
-    assert verdict(s["best"], "default").startswith("30.0% better than default: significant")
-    assert s["same"].ratio == pytest.approx(1.0)
-    assert s["same"].ci_low < 1.0 < s["same"].ci_high  # type: ignore[operator]
-    assert s["same"].significant is False
-    assert "NOT significant (95% CI includes 1)" in verdict(s["same"], "default")
-    assert s["worse"].ratio == pytest.approx(0.7) and s["worse"].significant
-    assert verdict(s["worse"], "default").startswith("30.0% worse than default: significant")
-
-
-def test_ratios_are_oriented_when_minimising() -> None:
-    latency = [10.0, 10.3, 9.7, 10.1, 9.9]
-    runs = runs_of(
-        {
-            "default": list(latency),
-            "faster": [v * 0.8 for v in latency],  # lower latency: better
-            "slower": [v * 1.25 for v in latency],
-        }
-    )
-    s = {x.label: x for x in summarize_runs(runs, ["default", "faster", "slower"], "default",
-                                            "minimize")}  # fmt: skip
-    assert s["faster"].ratio == pytest.approx(1.25)
-    assert s["faster"].ci_low > 1.0  # type: ignore[operator]
-    assert verdict(s["faster"], "default").startswith("25.0% better")
-    assert s["slower"].ratio == pytest.approx(0.8)
-    assert s["slower"].ci_high < 1.0  # type: ignore[operator]
-    assert verdict(s["slower"], "default").startswith("20.0% worse")
-
-
-def test_verdict_wording() -> None:
-    def arm(ratio: float | None, low: float | None, high: float | None) -> ArmSummary:
-        return ArmSummary("best", 5, 0, 100.0, [100.0] * 5, ratio, low, high)
-
-    assert verdict(arm(1.04, 0.97, 1.12), "default") == (
-        "4.0% better than default: NOT significant (95% CI includes 1)"
-    )
-    assert verdict(arm(0.95, 0.9, 1.01), "default") == (
-        "5.0% worse than default: NOT significant (95% CI includes 1)"
-    )
-    assert verdict(arm(1.2, 1.1, 1.3), "pgtune") == (
-        "20.0% better than pgtune: significant (95% CI excludes 1)"
-    )
-    assert verdict(arm(1.2, None, None), "default") == (
-        "20.0% better than default: no CI (needs 2+ runs each)"
-    )
-    assert arm(1.04, 0.97, 1.12).significant is False
-    assert arm(1.2, None, None).significant is None
-
-
-def test_result_json_is_json_with_runs_arms_and_verdicts() -> None:
+def test_result_json_is_json_with_runs_arms_and_the_verification(
+    toy_spec: Spec, make_workload: Callable[..., WorkloadDef]
+) -> None:
     arms = [Arm("default", {}, "the spec's defaults"), Arm("best", {"mem": 8192}, "trial 3")]
-    runs = runs_of({"default": list(DEFAULT), "best": [v * 1.3 for v in DEFAULT]})
-    summaries = summarize_runs(runs, ["default", "best"], "default", "maximize")
-    out = json.loads(json.dumps(result_json(arms, runs, summaries, {"reference": "default",
-                                                                    "rounds": 7})))  # fmt: skip
-    assert out["rounds"] == 7 and out["reference"] == "default"
+    runs = [VerifyRun(r, a, 100.0 * (1.3 if a == "best" else 1) + r) for r in (1, 2, 3)
+            for a in ("default", "best")]  # fmt: skip
+    verification = summarize_verification(arms, runs, "maximize", VerifyPolicy())
+    out = json.loads(json.dumps(result_json(arms, runs, verification, {"rounds": 3})))
+    assert out["rounds"] == 3
     assert out["arms"][1] == {"label": "best", "config": {"mem": 8192}, "note": "trial 3"}
-    assert len(out["runs"]) == 14 and out["runs"][0]["label"] == "default"
-    best = out["summary"][1]
-    assert best["significant"] is True and best["ratio"] == pytest.approx(1.3)
-    assert best["verdict"].startswith("30.0% better than default: significant")
+    assert len(out["runs"]) == 6 and out["runs"][0] == {
+        "round": 1, "arm": "default", "value": 101.0, "error": None, "reference": None
+    }  # fmt: skip
+    assert out["verification"]["best"] == "best" and out["verification"]["verified"] is True
 
 
 # -- autotune verify, with the system and workload faked ----------------------------------------
@@ -364,15 +240,17 @@ def test_verify_cli_prints_the_table_and_stores_every_run(
     assert system.events == ["start", "prepare", "restore", "stop"]
     out = result.stdout
     assert "verifying exp: default, best; 3 rounds in rotating order" in out
-    assert re.search(r"│ default +│ +3 │ +504 │ 1 ", out), out  # 1000 × 0.5 + 4096 / 1024
-    assert re.search(r"│ best +│ +3 │ +908 │ 1\.802 .*│ \+80\.2%, significant", out), out
+    assert re.search(r"^ +default +3 +504 +1 +reference", out, re.M), out  # 1000×0.5 + 4096/1024
+    assert re.search(r"^ +best ◀ best +3 +908 +1\.802 +1\.802–1\.802 +better", out, re.M), out
+    assert "verdict: verified gain: best is 1.802× the default" in " ".join(out.split())
     (analysis,) = store.analyses(recorded, "verify")
     data = analysis.result
-    assert [(r["round"], r["label"]) for r in data["runs"]] == [
+    assert [(r["round"], r["arm"]) for r in data["runs"]] == [
         (1, "default"), (1, "best"), (2, "best"), (2, "default"), (3, "default"), (3, "best"),
     ]  # fmt: skip
     assert data["arms"][1]["config"] == {"mem": 8192, "ratio": 0.9}
     assert data["config"] == "best" and data["versus_pgtune"] is None
+    assert data["verification"]["rounds"] == 3 and data["verification"]["verified"] is True
 
 
 def test_verify_cli_stops_the_system_when_loading_fails(
@@ -391,7 +269,12 @@ def test_verify_cli_stops_the_system_when_loading_fails(
 
 def test_verify_cli_refuses_one_round(store_url: str, recorded: Experiment) -> None:
     result = CliRunner().invoke(
-        app, ["verify", "exp", "--no-pgtune", "--repeats", "1", "--store", store_url]
+        app, ["verify", "exp", "--no-pgtune", "--rounds", "1", "--store", store_url]
     )
     assert result.exit_code == 2
-    assert "--repeats must be at least 2" in result.stderr
+    assert "Invalid value for '--rounds'" in result.stderr
+    crossed = CliRunner().invoke(
+        app, ["verify", "exp", "--min-rounds", "6", "--max-rounds", "4", "--store", store_url]
+    )
+    assert crossed.exit_code == 2
+    assert "--max-rounds 4 is below the minimum of 6" in crossed.stderr

@@ -306,15 +306,19 @@ def test_best_is_the_median_over_repeats_with_a_ci(service: Service) -> None:
 
 def test_repeats_and_time_budget_are_recorded_and_kept_on_a_follow(service: Service) -> None:
     exp = service.create(budget=20, time_budget_s=600.0)
-    assert exp["repeats"] == 4  # default: a fifth of 20
+    assert exp["repeats"] == 0  # default: the verification makes the claim
     assert exp["time_budget_s"] == 600.0 and exp["deadline"] is not None
     stored = service.store.require_experiment("exp").settings
+    assert stored["verify"] == {
+        "precision": 0.03, "min_rounds": 3, "max_rounds": 10, "contenders": 2, "pgtune": True,
+        "twin": False,
+    }  # fmt: skip
     again = service.client.post(
         "/api/experiments", json=experiment_body(budget=20), headers=service.admin
     )
     assert again.status_code == 200, again.text
     out = again.json()["experiment"]
-    assert out["repeats"] == 4 and out["time_budget_s"] == 600.0
+    assert out["repeats"] == 0 and out["time_budget_s"] == 600.0
     assert out["deadline"] == exp["deadline"]  # following it again does not restart the clock
     assert service.store.require_experiment("exp").settings == stored
     changed = service.client.post(
