@@ -210,19 +210,21 @@ class Agent:
         return outcome
 
     def stop(self, keep: Config | None = None) -> None:
-        """Restore the original configuration (or leave ``keep`` applied), then let go."""
-        if not self._started:
-            return
-        self._started = False
+        """Restore the original configuration (or leave ``keep`` applied), then let go.
+
+        A twin is stopped even when this agent did not start the system itself (agents
+        sharing one system each start their own twin)."""
         twin, self._twin = self._twin, None
         try:
-            self.system.restore(keep)
+            if self._started:
+                self._started = False
+                try:
+                    self.system.restore(keep)
+                finally:
+                    self.system.stop()
         finally:
-            try:
-                self.system.stop()
-            finally:
-                if twin is not None:
-                    twin.stop()
+            if twin is not None:
+                twin.stop()
 
     # -- paired runs beside a twin ------------------------------------------------------
     def can_pair(self) -> bool:
