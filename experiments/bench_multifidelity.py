@@ -35,11 +35,12 @@ import numpy as np
 
 from autotune._resources import resolve
 from autotune.agent import Agent
-from autotune.replay import Arm, Run, run_interleaved, summarize_runs
+from autotune.replay import run_interleaved
 from autotune.spec import Config, Machine, load_spec
 from autotune.store import Store
 from autotune.systems.postgres import PostgresSystem, Sandbox
-from autotune.tuner import paired_ratio_ci
+from autotune.tuner import Arm, VerifyPolicy, bootstrap_ratio_ci, paired_ratio_ci
+from autotune.tuner import VerifyRun as Run
 from autotune.workloads import load_workload, make_workload
 
 ROOT = Path(__file__).resolve().parent
@@ -73,20 +74,22 @@ def verify(arms: list[Arm], duration: float, repeats: int) -> list[Run]:
     agent = Agent(PostgresSystem(spec, sandbox=Sandbox()), workload, duration)
     agent.start()
     try:
-        # One untimed settling run lets autovacuum and the first checkpoint after
-        # the data load pass before anything is measured.
-        return run_interleaved(
+        # Every run starts from the freshly loaded data, settled (the agent's reset and
+        # settle phases); the runs recorded before those phases existed had one untimed
+        # settling run instead.
+        runs, _ = run_interleaved(
             agent,
             spec,
             arms,
-            repeats,
+            VerifyPolicy(min_rounds=repeats, max_rounds=repeats),
             "tps",
+            "maximize",
             duration_s=duration,
-            settle_runs=1,
             progress=lambda run, _: (
-                run and print(f"round {run.round} {run.label}: {run.objective} tps", flush=True)
+                run and print(f"round {run.round} {run.arm}: {run.value} tps", flush=True)
             ),
         )
+        return runs
     finally:
         agent.stop()
 
@@ -99,8 +102,8 @@ def by_round(runs: list[Run], label: str, rounds: int) -> np.ndarray:
     """One value per round (NaN for a failed run), so arms pair by round."""
     out = np.full(rounds, np.nan)
     for run in runs:
-        if run.label == label and run.objective is not None:
-            out[run.round - 1] = run.objective
+        if run.arm == label and run.value is not None:
+            out[run.round - 1] = run.value
     return out
 
 
@@ -149,7 +152,7 @@ def main() -> None:
 def read_runs(path: Path) -> list[Run]:
     with open(path, newline="") as f:
         return [
-            Run(int(r["round"]), r["label"], r["status"], float(r["tps"]) if r["tps"] else None)
+            Run(int(r["round"]), r["label"], float(r["tps"]) if r["tps"] else None)
             for r in csv.DictReader(f)
         ]
 
@@ -165,7 +168,7 @@ def pool(paths: list[Path], out: Path, resamples: int = 10_000) -> None:
     for path in paths:
         runs = read_runs(path)
         rounds = max(r.round for r in runs)
-        seeds = sorted({int(r.label.rsplit("-s", 1)[1]) for r in runs if r.label != "default"})
+        seeds = sorted({int(r.arm.rsplit("-s", 1)[1]) for r in runs if r.arm != "default"})
         for seed in seeds:
             hb, gp = (by_round(runs, f"{o}-s{seed}", rounds) for o in ("hyperband", "gp"))
             rows.append((path.name, seed, *paired_ratio_ci(hb, gp)))
@@ -211,7 +214,8 @@ def write(
         w = csv.writer(f)
         w.writerow(["round", "label", "status", "tps"])
         for run in runs:
-            w.writerow([run.round, run.label, run.status, run.objective or ""])
+            status = "ok" if run.value is not None else "failed"
+            w.writerow([run.round, run.arm, status, run.value or ""])
     command = (
         f"python experiments/bench_multifidelity.py --minutes {args.minutes:g} "
         f"--duration {args.duration:g} --seeds {args.seeds} --repeats {rounds}"
@@ -235,29 +239,30 @@ def write(
     ]
     for (o, seed), (_, tps, n, full) in sorted(bests.items(), key=lambda kv: kv[0][::-1]):
         lines.append(f"| {o} | {seed} | {n} | {full} | {tps:.1f} |")
-    labels = [a.label for a in arms]
-    summaries = summarize_runs(runs, labels, "default", "maximize")
     default = by_round(runs, "default", rounds)
     lines += [
         "",
         f"## Verification: {rounds} rounds of every best and the default on one fresh sandbox",
         "",
-        "After one settling run; the order rotates each round. Unpaired: ratio of medians "
+        "The order rotates each round. Unpaired: ratio of medians "
         "with its bootstrap CI. Paired: median of per-round ratios with its bootstrap CI.",
         "",
         "| config | runs (tps) | median | vs default, unpaired (95% CI) "
         "| vs default, paired (95% CI) |",
         "|---|---|---|---|---|",
     ]
-    for s in summaries:
+    for arm in arms:
+        mine = by_round(runs, arm.label, rounds)
         unpaired = paired = ""
-        if s.label != "default" and s.ratio is not None:
-            unpaired = f"{s.ratio:.3f} ({s.ci_low:.3f}–{s.ci_high:.3f})"
-            r, lo, hi = paired_ratio_ci(by_round(runs, s.label, rounds), default)
+        if arm.label != "default":
+            ratio, low, high = bootstrap_ratio_ci(mine, default)
+            unpaired = f"{ratio:.3f} ({low:.3f}–{high:.3f})"
+            r, lo, hi = paired_ratio_ci(mine, default)
             paired = f"{r:.3f} ({lo:.3f}–{hi:.3f})"
-        values = ", ".join(f"{x:.0f}" for x in by_round(runs, s.label, rounds))
-        median = f"{s.median:.1f}" if s.median is not None else "—"
-        lines.append(f"| {s.label} | {values} | {median} | {unpaired} | {paired} |")
+        values = ", ".join(f"{x:.0f}" for x in mine)
+        ok = mine[~np.isnan(mine)]
+        median = f"{np.median(ok):.1f}" if ok.size else "—"
+        lines.append(f"| {arm.label} | {values} | {median} | {unpaired} | {paired} |")
     lines += [
         "",
         "## hyperband / gp, paired by round",
