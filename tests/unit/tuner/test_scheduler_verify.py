@@ -116,3 +116,29 @@ def test_without_a_policy_the_session_ends_with_its_search(
     assert run_all(Scheduler(store)) == 5
     exp = store.require_experiment("exp")
     assert exp.status == "done" and summarize(store, exp).verification is None
+
+
+def test_on_a_twin_the_default_runs_beside_each_lease_not_as_an_arm(
+    store: Store, sched_exp: Callable[..., Experiment]
+) -> None:
+    twin = VerifyPolicy(pgtune=False, min_rounds=3, max_rounds=6, twin=True).to_json()
+    sched_exp(budget=6, verify=twin)
+    scheduler = Scheduler(store)
+    references = []
+    while (lease := scheduler.lease("a")) is not None:
+        result = outcome(lease.config)
+        if lease.phase == "verify":
+            references.append(lease.reference)
+            default_tps = tps(store.trials(store.require_experiment("exp"))[0].config)
+            result.metrics["reference.objective"] = default_tps  # what the twin measured
+        scheduler.report("a", lease.trial_id, lease.lease_id, result)
+    exp = store.require_experiment("exp")
+    verify = [t for t in store.trials(exp) if t.phase == "verify"]
+    assert len(verify) == 2 * 3 and "default" not in {t.arm for t in verify}
+    baseline = store.trials(exp)[0]
+    assert baseline.is_baseline
+    assert references == [baseline.config] * 6  # the default, every knob set, for the twin
+    v = summarize(store, exp).verification
+    assert v is not None and v.rounds == 3 and v.stopped == "precision ±3% reached"
+    assert v.best is not None and v.best.versus is not None and v.best.versus.ratio > 1
+    assert exp.status == "done"

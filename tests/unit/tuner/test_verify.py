@@ -252,3 +252,24 @@ def test_a_time_budget_keeps_back_the_minimum_rounds() -> None:
         (1 + 3) * 3 * 8.0
     )
     assert verify_reserve_s(policy, []) == 0.0
+
+
+def test_on_a_twin_each_run_is_paired_with_the_default_measured_beside_it() -> None:
+    """No default arm of its own: each run's ratio is read within it, so a host that
+    swings 30% between the runs of one round does not move the ratios at all."""
+    arms = [Arm("default", {}), Arm("best", {"mem": 1}), Arm("pgtune", {"mem": 2})]
+    runs = []
+    for r in (1, 2, 3, 4):
+        for i, (arm, ratio) in enumerate((("best", 1.05), ("pgtune", 0.98))):
+            level = 1000.0 * (1 + 0.3 * ((r + i) % 2))  # each run at its own host level
+            runs.append(VerifyRun(r, arm, level * ratio, reference=level))
+    policy = VerifyPolicy(precision=0.03, min_rounds=3, max_rounds=10, twin=True)
+    v = summarize_verification(arms, runs, "maximize", policy)
+    assert v.rounds == 4 and v.stopped == "precision ±3% reached"
+    by = {a.label: a for a in v.arms}
+    assert by["best"].versus is not None and by["best"].versus.ratio == pytest.approx(1.05)
+    assert by["best"].versus.half_width == pytest.approx(0.0, abs=1e-9)
+    assert by["pgtune"].versus is not None and by["pgtune"].versus.ratio == pytest.approx(0.98)
+    # The default's row is what ran beside the others: one value per run, none of its own.
+    assert len(by["default"].values) == 8 and by["default"].versus is None
+    assert v.verified and v.verdict.startswith("verified gain: best is 1.050× the default")
