@@ -239,7 +239,10 @@ def test_verify_cli_prints_the_table_and_stores_every_run(
     (system,) = built
     assert system.events == ["start", "prepare", "restore", "stop"]
     out = result.stdout
-    assert "verifying exp: default, best; 3 rounds in rotating order" in out
+    assert (
+        "verifying exp: best, each beside the default on a twin sandbox; 3 rounds in rotating"
+        in out
+    )
     assert re.search(r"^ +default +3 +504 +1 +reference", out, re.M), out  # 1000×0.5 + 4096/1024
     assert re.search(r"^ +best ◀ best +3 +908 +1\.802 +1\.802–1\.802 +better", out, re.M), out
     assert "verdict: verified gain: best is 1.802× the default" in " ".join(out.split())
