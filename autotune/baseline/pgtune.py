@@ -1,14 +1,17 @@
 """pgtune's rule-based settings, as a baseline that tuned configs must beat.
 
 The formulas are le0pard's pgtune (https://pgtune.leopard.in.ua), read from
-github.com/le0pard/pgtune: the selectors in
-``src/features/configuration/configurationSlice.js`` at commit
-7d204bdb87a83b9bbbafb354df1838b2be7870d9, with the output order and the value
-formatting (``formatValue``) of ``src/common/components/configurationView/index.jsx``
-of the same era (huge_pages after work_mem, wal_level last). The OS is Linux, so
-the Windows caps never apply. Later upstream versions add inputs (NVMe, database
-size) and settings (jit, wal_compression, autovacuum_*, io_*) and raise the
-maintenance_work_mem cap from 2GB to 8GB; those are not followed here.
+github.com/le0pard/pgtune at commit 7caef27c204d304623eda21f23e7d56c1ad78d36
+(July 2026): the selectors in ``src/features/configuration/configurationSlice.js``,
+with the output order and the value formatting (``formatValue``) of
+``src/common/components/configurationView/index.jsx``. Since the April 2025
+version this module first followed, pgtune caps maintenance_work_mem at 8GB
+(was 2GB), floors work_mem at 4MB and scales it by the database size, sets
+huge_pages from 2GB of shared_buffers (was 32GB of RAM), keeps random_page_cost
+at 4 for a data warehouse larger than RAM, adds the nvme storage type and sets
+jit, wal_compression, autovacuum_max_workers, autovacuum_work_mem and, from
+PostgreSQL 18, io_method. The OS is Linux, so the Windows and macOS branches
+never apply.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from autotune.spec import Config, Knob, Machine, Spec, Value
-from autotune.spec._units import parse_quantity
+from autotune.spec import Config, Knob, Machine, Spec, Value, parse_quantity
 
 DB_TYPES = ("web", "oltp", "dw", "desktop", "mixed")
-STORAGES = ("ssd", "hdd", "san")
-PG_VERSIONS = tuple(range(10, 18))  # pgtune's DB_VERSIONS: 10 to 17
+STORAGES = ("ssd", "hdd", "san", "nvme")
+# pgtune's "Total Data Size": less than RAM, 1x to 3x RAM (its default), more than 3x RAM.
+DB_SIZES = ("less_ram", "mid_ram", "greater_ram")
+PG_VERSIONS = tuple(range(10, 19))  # pgtune's DB_VERSIONS: 10 to 18
 DEFAULT_CONNECTIONS = {"web": 200, "oltp": 300, "dw": 40, "desktop": 20, "mixed": 100}
 MIN_MEMORY_BYTES = 512 * 1024**2  # pgtune's form refuses less than 512 MB
 MIN_CONNECTIONS = 20  # pgtune's form refuses fewer
@@ -43,12 +47,15 @@ class PgtuneInput:
     storage: str = "ssd"
     connections: int | None = None
     pg_version: int = 15
+    db_size: str = "mid_ram"
 
     def __post_init__(self) -> None:
         if self.db_type not in DB_TYPES:
             raise ValueError(f"db_type {self.db_type!r} is not one of: {', '.join(DB_TYPES)}")
         if self.storage not in STORAGES:
             raise ValueError(f"storage {self.storage!r} is not one of: {', '.join(STORAGES)}")
+        if self.db_size not in DB_SIZES:
+            raise ValueError(f"db_size {self.db_size!r} is not one of: {', '.join(DB_SIZES)}")
         if not _whole(self.memory_bytes) or self.memory_bytes < MIN_MEMORY_BYTES:
             raise ValueError(
                 f"memory_bytes {self.memory_bytes!r} must be a whole number of bytes "
@@ -125,13 +132,14 @@ def pgtune_settings(inp: PgtuneInput) -> dict[str, str]:
     """The postgresql.conf lines pgtune prints for ``inp``, in its order, as text values.
 
     Memory is computed in kB with exact fractions, then floored as pgtune's
-    ``Math.floor`` does, so the numbers match the web tool's output.
+    ``Math.floor`` does, so the numbers match the web tool's output. Settings
+    pgtune leaves at PostgreSQL's default (its ``null``) are not printed.
     """
     mem_kb = Fraction(inp.memory_bytes, 1024)
     kind = inp.db_type
     shared = math.floor(mem_kb / (16 if kind == "desktop" else 4))
     cache = math.floor(mem_kb / 4 if kind == "desktop" else mem_kb * 3 / 4)
-    maintenance = min(math.floor(mem_kb / (8 if kind == "dw" else 16)), 2 * _KB_PER_GB)
+    maintenance = min(math.floor(mem_kb / (8 if kind == "dw" else 16)), 8 * _KB_PER_GB)
     wal_buffers = min(3 * shared // 100, 16 * _KB_PER_MB)  # 3% of shared_buffers, <= 16MB
     if 14 * _KB_PER_MB < wal_buffers < 16 * _KB_PER_MB:
         wal_buffers = 16 * _KB_PER_MB  # near 16MB: round up to it
@@ -140,7 +148,17 @@ def pgtune_settings(inp: PgtuneInput) -> dict[str, str]:
     workers = parallel.get("max_worker_processes", DEFAULT_WORKERS)
     per_connection = (mem_kb - shared) / ((inp.max_connections + workers) * 3)
     divisor = {"dw": 2, "mixed": 2, "desktop": 6}.get(kind, 1)
-    work_mem = max(math.floor(per_connection / divisor), 64)
+    work_mem = math.floor(per_connection / divisor)
+    # In floating point, as pgtune's JavaScript does it.
+    if inp.db_size == "less_ram":  # the OS cache has room to spare: 30% more
+        work_mem = math.floor(work_mem * 1.3)
+    elif inp.db_size == "greater_ram":  # the OS cache is under pressure: 10% less
+        work_mem = math.floor(work_mem * 0.9)
+    work_mem = max(work_mem, 4 * _KB_PER_MB)
+    if inp.db_size == "less_ram" or (inp.storage != "hdd" and kind != "dw"):
+        random_page_cost = "1.1"
+    else:  # hdd, or a data warehouse larger than RAM: index scans would be chosen too often
+        random_page_cost = "4"
     min_wal_mb = {"web": 1024, "oltp": 2048, "dw": 4096, "desktop": 100, "mixed": 1024}[kind]
     max_wal_mb = {"web": 4096, "oltp": 8192, "dw": 16384, "desktop": 2048, "mixed": 4096}[kind]
     settings = {
@@ -151,18 +169,48 @@ def pgtune_settings(inp: PgtuneInput) -> dict[str, str]:
         "checkpoint_completion_target": "0.9",
         "wal_buffers": _format_kb(wal_buffers),
         "default_statistics_target": "500" if kind == "dw" else "100",
-        "random_page_cost": "4" if inp.storage == "hdd" else "1.1",
-        "effective_io_concurrency": {"hdd": "2", "ssd": "200", "san": "300"}[inp.storage],
+        "random_page_cost": random_page_cost,
+        "effective_io_concurrency": {"hdd": "2", "ssd": "200", "san": "300", "nvme": "1000"}[
+            inp.storage
+        ],
         "work_mem": _format_kb(work_mem),
-        "huge_pages": "try" if mem_kb >= 32 * _KB_PER_GB else "off",
-        "min_wal_size": _format_kb(min_wal_mb * _KB_PER_MB),
-        "max_wal_size": _format_kb(max_wal_mb * _KB_PER_MB),
-        **{name: str(value) for name, value in parallel.items()},
+        "huge_pages": "try" if shared >= 2 * _KB_PER_GB else "off",
     }
+    if inp.pg_version >= 12 and kind in ("web", "oltp", "mixed"):
+        settings["jit"] = "off"  # short queries pay JIT's compile time and gain nothing
+    settings["wal_compression"] = "lz4" if inp.pg_version >= 15 else "on"
+    if inp.cpus >= 16:
+        settings["autovacuum_max_workers"] = "5" if inp.cpus >= 32 else "4"
+    if maintenance >= 2 * _KB_PER_GB:  # each autovacuum worker would take all of it
+        settings["autovacuum_work_mem"] = _format_kb(2 * _KB_PER_GB)
+    if inp.pg_version >= 18:
+        settings["io_method"] = "io_uring"  # on Linux; io_workers is then left alone
+    settings["min_wal_size"] = _format_kb(min_wal_mb * _KB_PER_MB)
+    settings["max_wal_size"] = _format_kb(max_wal_mb * _KB_PER_MB)
+    settings.update({name: str(value) for name, value in parallel.items()})
     if kind == "desktop":
         settings["wal_level"] = "minimal"
         settings["max_wal_senders"] = "0"  # must be 0 with wal_level = minimal
     return settings
+
+
+def pgtune_warnings(inp: PgtuneInput) -> list[str]:
+    """The warnings pgtune prints above its settings, one sentence each."""
+    out = []
+    if inp.memory_bytes > 100 * 1024**3:
+        out.append("pgtune warns that it is not optimal for very high memory systems (>100GB)")
+    if inp.pg_version >= 15:
+        out.append("pgtune warns that wal_compression = lz4 needs a PostgreSQL built --with-lz4")
+    if inp.pg_version >= 18:
+        out.append(
+            "pgtune warns that io_method = io_uring needs a PostgreSQL built --with-liburing"
+        )
+    if inp.db_type == "dw" and inp.storage != "hdd" and inp.db_size != "less_ram":
+        out.append(
+            "pgtune warns that it leaves random_page_cost at the default 4 for a data warehouse "
+            "larger than RAM, to avoid bad index scans; watch the plans"
+        )
+    return out
 
 
 def _native(knob: Knob, text: str, notes: list[str]) -> Value:
@@ -210,8 +258,7 @@ def pgtune_config(spec: Spec, inp: PgtuneInput, knobs: Sequence[str] | None = No
     settings = pgtune_settings(inp)
     config: Config = {name: spec.knobs[name].default for name in names}
     notes: list[str] = []
-    if inp.memory_bytes > 100 * 1024**3:
-        notes.append("pgtune warns that it is not optimal for very high memory systems (>100GB)")
+    notes.extend(pgtune_warnings(inp))
     applied: list[str] = []
     missing: list[str] = []
     unchosen: list[str] = []

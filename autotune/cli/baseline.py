@@ -10,11 +10,10 @@ from typing import Annotated
 import typer
 
 from autotune._resources import resolve
-from autotune.baseline.pgtune import DB_TYPES, STORAGES, PgtuneInput, pgtune_config
+from autotune.baseline import DB_SIZES, DB_TYPES, PG_VERSIONS, STORAGES, PgtuneInput, pgtune_config
 from autotune.cli._common import err, fail, friendly
 from autotune.cli._format import render
-from autotune.spec import Machine, Unit, load_spec
-from autotune.spec._units import format_quantity, parse_quantity
+from autotune.spec import Machine, Unit, format_quantity, load_spec, parse_quantity
 
 SOURCE = "https://github.com/le0pard/pgtune"
 
@@ -63,6 +62,20 @@ def pgtune(
         str | None, typer.Option(help="Total memory, e.g. 8GB. Default: this host's.")
     ] = None,
     cpus: Annotated[int | None, typer.Option(help="CPU count. Default: this host's.")] = None,
+    db_size: Annotated[
+        str,
+        typer.Option(
+            "--db-size",
+            help=f"Data size against RAM, one of: {', '.join(DB_SIZES)} (under 1x, 1x to 3x, "
+            "over 3x). It scales work_mem and random_page_cost.",
+        ),
+    ] = "mid_ram",
+    pg_version: Annotated[
+        int,
+        typer.Option(
+            "--pg-version", help=f"PostgreSQL major version, {PG_VERSIONS[0]} to {PG_VERSIONS[-1]}."
+        ),
+    ] = 15,
     system: Annotated[
         str, typer.Option(help="Knob spec: a built-in name or a .yaml file.")
     ] = "postgres",
@@ -81,6 +94,8 @@ def pgtune(
             db_type=db_type,
             storage=storage,
             connections=connections,
+            pg_version=pg_version,
+            db_size=db_size,
         )
     except ValueError as exc:
         fail(str(exc))
@@ -109,6 +124,6 @@ def pgtune(
     header = (
         f"{mark} pgtune ({SOURCE}): {format_quantity(inp.memory_bytes, _BYTES)} memory, "
         f"{inp.cpus} CPUs, {inp.db_type}, {inp.storage}, {inp.max_connections} connections, "
-        f"PostgreSQL {inp.pg_version}"
+        f"data {inp.db_size}, PostgreSQL {inp.pg_version}"
     )
     typer.echo(header + "\n" + render(spec, chosen, format.value))

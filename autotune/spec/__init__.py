@@ -15,10 +15,11 @@ from autotune.spec._spec import (
     load_yaml,
     parse_spec,
 )
-from autotune.spec._units import Unit, UnitError
+from autotune.spec._units import TIME_UNITS, Unit, UnitError, format_quantity, parse_quantity
 
 __all__ = [
     "APPLY_RANK",
+    "TIME_UNITS",
     "Config",
     "Constraint",
     "ExprError",
@@ -31,7 +32,9 @@ __all__ = [
     "UnitError",
     "Value",
     "composite_text",
+    "format_quantity",
     "load_spec",
     "load_yaml",
+    "parse_quantity",
     "parse_spec",
 ]

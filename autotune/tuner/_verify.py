@@ -448,12 +448,21 @@ def pgtune_arm(
 ) -> Config | None:
     """pgtune's settings for the experiment's machine and workload, where they apply:
     oltp for pgbench, dw for a query set, else mixed. Restart-class knobs are left
-    out when the target cannot be restarted."""
+    out when the target cannot be restarted.
+
+    pgtune sizes work_mem for the connection count it sets. Where its db type's count
+    is below the server's (dw's 40 against PostgreSQL's 100), the server's is given
+    to it instead, as a DBA would enter it: the arm never takes connections away.
+    """
     if spec.parts or not machine:
         return None
     db_type = pgtune_db_type(workload_content)
     try:
         inp = PgtuneInput(int(machine["memory_bytes"]), int(machine["cpus"]), db_type, "ssd")
+        connections = spec.knobs.get("max_connections")
+        if connections is not None and isinstance(connections.default, int):
+            if inp.max_connections < connections.default:
+                inp = dataclasses.replace(inp, connections=connections.default)
         tuned = pgtune_config(spec, inp)
     except (KeyError, ValueError):
         return None

@@ -10,8 +10,7 @@ from typing import Any
 import yaml
 
 from autotune._resources import resolve
-from autotune.spec import SpecError, UnitError, load_yaml
-from autotune.spec._units import TIME_UNITS, Unit, parse_quantity
+from autotune.spec import TIME_UNITS, SpecError, Unit, UnitError, load_yaml, parse_quantity
 from autotune.workloads import command
 from autotune.workloads._base import Workload, WorkloadDef
 

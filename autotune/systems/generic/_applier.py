@@ -38,8 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotune.spec import Spec, UnitError
-from autotune.spec._units import TIME_UNITS, Unit, parse_quantity
+from autotune.spec import TIME_UNITS, Spec, Unit, UnitError, parse_quantity
 from autotune.systems.generic._template import check, placeholders_in
 
 KINDS = ("command-args", "env", "config-file")

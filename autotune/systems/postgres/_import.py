@@ -40,8 +40,7 @@ from typing import Any
 import psycopg2
 import yaml
 
-from autotune.spec import Machine, SpecError, Unit, UnitError, parse_spec
-from autotune.spec._units import format_quantity
+from autotune.spec import Machine, SpecError, Unit, UnitError, format_quantity, parse_spec
 from autotune.systems._base import SystemError_
 from autotune.systems.postgres._sandbox import Sandbox
 

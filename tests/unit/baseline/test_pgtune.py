@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from autotune.baseline import PgtuneInput, pgtune_config, pgtune_settings
+from autotune.baseline import PgtuneInput, pgtune_config, pgtune_settings, pgtune_warnings
 from autotune.cli.baseline import app
-from autotune.spec import Machine, Spec, parse_spec
+from autotune.spec import Machine, Spec, Unit, parse_quantity, parse_spec
 from tests.unit._support import MACHINE, ROOT
 
 GiB = 1024**3
@@ -29,12 +29,12 @@ def postgres_on(memory_bytes: int, cpus: int) -> Spec:
 
 
 def test_8gb_4cpus_oltp_ssd() -> None:
-    # RAM = 8GB = 8388608 kB; oltp: 300 connections
+    # RAM = 8GB = 8388608 kB; oltp: 300 connections; PostgreSQL 15
     assert list(pgtune_settings(PgtuneInput(8 * GiB, 4, "oltp", "ssd")).items()) == [
         ("max_connections", "300"),
         ("shared_buffers", "2GB"),  # 8388608 / 4 = 2097152 kB
         ("effective_cache_size", "6GB"),  # 8388608 * 3 / 4 = 6291456 kB
-        ("maintenance_work_mem", "512MB"),  # 8388608 / 16 = 524288 kB (< 2GB cap)
+        ("maintenance_work_mem", "512MB"),  # 8388608 / 16 = 524288 kB (< 8GB cap)
         ("checkpoint_completion_target", "0.9"),
         ("wal_buffers", "16MB"),  # 3 * 2097152 / 100 = 62914 kB, capped at 16384 kB
         ("default_statistics_target", "100"),
@@ -42,13 +42,37 @@ def test_8gb_4cpus_oltp_ssd() -> None:
         ("effective_io_concurrency", "200"),
         # (8388608 - 2097152) / ((300 + 4 workers) * 3) = 6291456 / 912 = 6898.53 -> 6898
         ("work_mem", "6898kB"),
-        ("huge_pages", "off"),  # 8388608 kB < 32GB = 33554432 kB
+        ("huge_pages", "try"),  # shared_buffers 2097152 kB >= 2GB
+        ("jit", "off"),  # oltp on PostgreSQL >= 12
+        ("wal_compression", "lz4"),  # PostgreSQL >= 15
         ("min_wal_size", "2GB"),  # 2048MB
         ("max_wal_size", "8GB"),  # 8192MB
         ("max_worker_processes", "4"),  # cpus
         ("max_parallel_workers_per_gather", "2"),  # ceil(4 / 2)
         ("max_parallel_workers", "4"),  # cpus
         ("max_parallel_maintenance_workers", "2"),  # min(ceil(4 / 2), 4)
+    ]
+
+
+def test_24gb_2cpus_oltp_ssd_this_host() -> None:
+    # The acceptance machine: 25165824 kB, 2 CPUs (< 4: no parallel settings, 8 workers)
+    assert list(pgtune_settings(PgtuneInput(24 * GiB, 2, "oltp", "ssd")).items()) == [
+        ("max_connections", "300"),
+        ("shared_buffers", "6GB"),
+        ("effective_cache_size", "18GB"),
+        ("maintenance_work_mem", "1536MB"),  # 25165824 / 16 = 1572864 kB
+        ("checkpoint_completion_target", "0.9"),
+        ("wal_buffers", "16MB"),
+        ("default_statistics_target", "100"),
+        ("random_page_cost", "1.1"),
+        ("effective_io_concurrency", "200"),
+        # (25165824 - 6291456) / ((300 + 8) * 3) = 18874368 / 924 = 20426.8
+        ("work_mem", "20426kB"),
+        ("huge_pages", "try"),
+        ("jit", "off"),
+        ("wal_compression", "lz4"),
+        ("min_wal_size", "2GB"),
+        ("max_wal_size", "8GB"),
     ]
 
 
@@ -65,9 +89,12 @@ def test_2gb_1cpu_web_hdd() -> None:
         ("default_statistics_target", "100"),
         ("random_page_cost", "4"),
         ("effective_io_concurrency", "2"),
-        # (2097152 - 524288) / ((200 + 8 default workers) * 3) = 1572864 / 624 = 2520.6
-        ("work_mem", "2520kB"),
+        # (2097152 - 524288) / ((200 + 8 default workers) * 3) = 1572864 / 624 = 2520.6,
+        # under the 4MB floor
+        ("work_mem", "4MB"),
         ("huge_pages", "off"),
+        ("jit", "off"),
+        ("wal_compression", "lz4"),
         ("min_wal_size", "1GB"),
         ("max_wal_size", "4GB"),
     ]
@@ -79,15 +106,19 @@ def test_64gb_16cpus_dw_san() -> None:
         ("max_connections", "40"),
         ("shared_buffers", "16GB"),  # 67108864 / 4 = 16777216 kB
         ("effective_cache_size", "48GB"),  # 67108864 * 3 / 4 = 50331648 kB
-        ("maintenance_work_mem", "2GB"),  # 67108864 / 8 = 8GB, capped at 2GB
+        ("maintenance_work_mem", "8GB"),  # 67108864 / 8 = 8GB, the cap
         ("checkpoint_completion_target", "0.9"),
         ("wal_buffers", "16MB"),  # 3% of 16GB, capped at 16MB
         ("default_statistics_target", "500"),
-        ("random_page_cost", "1.1"),
+        ("random_page_cost", "4"),  # dw larger than RAM (1x-3x, the default)
         ("effective_io_concurrency", "300"),
         # (67108864 - 16777216) / ((40 + 16) * 3) = 50331648 / 168 = 299593.14; / 2 = 149796.57
         ("work_mem", "149796kB"),
-        ("huge_pages", "try"),  # 67108864 kB >= 33554432 kB
+        ("huge_pages", "try"),
+        # no jit for dw
+        ("wal_compression", "lz4"),
+        ("autovacuum_max_workers", "4"),  # 16 <= cpus < 32
+        ("autovacuum_work_mem", "2GB"),  # maintenance_work_mem >= 2GB
         ("min_wal_size", "4GB"),
         ("max_wal_size", "16GB"),
         ("max_worker_processes", "16"),
@@ -103,8 +134,9 @@ def test_4gb_2cpus_desktop_adds_minimal_wal() -> None:
     assert got["shared_buffers"] == "256MB"  # 4194304 / 16 = 262144 kB
     assert got["effective_cache_size"] == "1GB"  # 4194304 / 4
     assert got["wal_buffers"] == "7864kB"  # 3 * 262144 / 100 = 7864.32
-    # (4194304 - 262144) / ((20 + 8) * 3) = 46811.43; / 6 = 7801.9
+    # (4194304 - 262144) / ((20 + 8) * 3) = 46811.43; / 6 = 7801.9, over the 4MB floor
     assert got["work_mem"] == "7801kB"
+    assert "jit" not in got  # desktop keeps PostgreSQL's default
     assert got["min_wal_size"] == "100MB"
     assert list(got)[-2:] == ["wal_level", "max_wal_senders"]
     assert (got["wal_level"], got["max_wal_senders"]) == ("minimal", "0")
@@ -131,7 +163,162 @@ def test_non_dw_caps_workers_per_gather_at_4_and_pg10_has_no_maintenance_workers
     got = pgtune_settings(PgtuneInput(32 * GiB, 12, "oltp", pg_version=10))
     assert got["max_parallel_workers_per_gather"] == "4"  # ceil(12 / 2) = 6, capped at 4
     assert "max_parallel_maintenance_workers" not in got
-    assert got["huge_pages"] == "try"  # exactly 32GB
+    assert got["wal_compression"] == "on"  # pglz before PostgreSQL 15
+
+
+# -- pgtune's own test cases ---------------------------------------------------------
+# Ported from src/features/configuration/__tests__/configurationSlice.test.js at
+# 7caef27c; each JavaScript case is one assertion here. The Windows and macOS cases
+# are left out (autotune tunes Linux hosts), and so is the low-memory warning: like
+# pgtune's form, PgtuneInput refuses less than 512MB.
+
+
+def settings(**kwargs: Any) -> dict[str, str]:
+    args: dict[str, Any] = {"memory_bytes": 8 * GiB, "cpus": 2, "db_type": "web", **kwargs}
+    return pgtune_settings(PgtuneInput(**args))
+
+
+@pytest.mark.parametrize(
+    ("db_type", "connections", "statistics"),
+    [("web", 200, 100), ("oltp", 300, 100), ("dw", 40, 500), ("desktop", 20, 100),
+     ("mixed", 100, 100)],
+)  # fmt: skip
+def test_upstream_max_connections_and_statistics_target(
+    db_type: str, connections: int, statistics: int
+) -> None:
+    got = settings(db_type=db_type)
+    assert got["max_connections"] == str(connections)
+    assert got["default_statistics_target"] == str(statistics)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "cost"),
+    [
+        ({"storage": "hdd"}, "4"),
+        ({"storage": "ssd"}, "1.1"),
+        ({"storage": "san"}, "1.1"),
+        ({"storage": "nvme"}, "1.1"),
+        ({"storage": "hdd", "db_size": "less_ram"}, "1.1"),  # fits in RAM: seeks are free
+        ({"storage": "ssd", "db_type": "dw", "db_size": "mid_ram"}, "4"),
+        ({"storage": "ssd", "db_type": "dw", "db_size": "less_ram"}, "1.1"),
+    ],
+)
+def test_upstream_random_page_cost(kwargs: dict[str, Any], cost: str) -> None:
+    assert settings(**kwargs)["random_page_cost"] == cost
+
+
+@pytest.mark.parametrize(
+    ("storage", "concurrency"), [("hdd", "2"), ("ssd", "200"), ("san", "300"), ("nvme", "1000")]
+)
+def test_upstream_effective_io_concurrency(storage: str, concurrency: str) -> None:
+    assert settings(storage=storage)["effective_io_concurrency"] == concurrency
+
+
+PARALLEL = (
+    "max_worker_processes",
+    "max_parallel_workers_per_gather",
+    "max_parallel_workers",
+    "max_parallel_maintenance_workers",
+)
+
+
+def parallel(*values: str) -> dict[str, str]:
+    """pgtune's parallel settings, first to last; PostgreSQL 10 has no maintenance workers."""
+    return dict(zip(PARALLEL[: len(values)], values, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"pg_version": 14, "cpus": 1}, {}),
+        ({"pg_version": 13, "cpus": 12}, parallel("12", "4", "12", "4")),
+        ({"pg_version": 10, "cpus": 12}, parallel("12", "4", "12")),
+        ({"pg_version": 10, "cpus": 31}, parallel("31", "4", "31")),
+        (
+            {"pg_version": 12, "cpus": 31, "db_type": "dw"},
+            parallel("31", "16", "31", "4"),
+        ),
+    ],
+)
+def test_upstream_parallel_settings(kwargs: dict[str, Any], expected: dict[str, str]) -> None:
+    got = settings(**kwargs)
+    assert {k: v for k, v in got.items() if k in PARALLEL} == expected
+    assert [k for k in got if k in PARALLEL] == list(expected)  # pgtune's order
+
+
+def test_upstream_wal_level() -> None:
+    desktop = settings(db_type="desktop")
+    assert (desktop["wal_level"], desktop["max_wal_senders"]) == ("minimal", "0")
+    assert "wal_level" not in settings(db_type="web")
+
+
+def test_upstream_maintenance_work_mem() -> None:
+    assert settings(memory_bytes=256 * GiB, pg_version=17)["maintenance_work_mem"] == "8GB"
+    assert settings(memory_bytes=16 * GiB, pg_version=15)["maintenance_work_mem"] == "1GB"
+
+
+def test_upstream_huge_pages() -> None:
+    assert settings(memory_bytes=4 * GiB)["huge_pages"] == "off"  # shared_buffers 1GB
+    assert settings(memory_bytes=16 * GiB)["huge_pages"] == "try"  # shared_buffers 4GB
+
+
+def kb(text: str) -> int:
+    return int(parse_quantity(text, Unit.parse("kB")))
+
+
+def test_upstream_work_mem() -> None:
+    floor = settings(memory_bytes=4 * GiB, connections=9999, cpus=4)["work_mem"]
+    assert kb(floor) == 4096  # the 4MB floor
+    mid = kb(settings(memory_bytes=64 * GiB, db_size="mid_ram")["work_mem"])
+    assert kb(settings(memory_bytes=64 * GiB, db_size="less_ram")["work_mem"]) == int(mid * 1.3)
+    assert kb(settings(memory_bytes=64 * GiB, db_size="greater_ram")["work_mem"]) == int(mid * 0.9)
+
+
+def test_upstream_jit() -> None:
+    assert settings(pg_version=12, db_type="web")["jit"] == "off"
+    assert settings(pg_version=15, db_type="oltp")["jit"] == "off"
+    assert "jit" not in settings(pg_version=15, db_type="dw")
+    assert "jit" not in settings(pg_version=11, db_type="web")
+
+
+def test_upstream_wal_compression() -> None:
+    assert settings(pg_version=10)["wal_compression"] == "on"
+    assert settings(pg_version=14)["wal_compression"] == "on"
+    assert settings(pg_version=15)["wal_compression"] == "lz4"
+    assert settings(pg_version=17)["wal_compression"] == "lz4"
+
+
+def test_upstream_autovacuum_max_workers() -> None:
+    assert settings(cpus=32)["autovacuum_max_workers"] == "5"
+    assert settings(cpus=16)["autovacuum_max_workers"] == "4"
+    assert "autovacuum_max_workers" not in settings(cpus=8)  # PostgreSQL's default, 3
+
+
+def test_upstream_autovacuum_work_mem() -> None:
+    assert "autovacuum_work_mem" not in settings(memory_bytes=4 * GiB)
+    assert settings(memory_bytes=256 * GiB)["autovacuum_work_mem"] == "2GB"
+
+
+def test_upstream_io_method_and_io_workers() -> None:
+    assert "io_method" not in settings(pg_version=17)
+    assert settings(pg_version=18)["io_method"] == "io_uring"
+    # io_workers only matters for io_method = worker, which Linux does not get
+    assert "io_workers" not in settings(pg_version=18, cpus=256)
+
+
+def test_upstream_warnings() -> None:
+    assert pgtune_warnings(PgtuneInput(4 * GiB, 2, pg_version=14)) == []
+    [high] = pgtune_warnings(PgtuneInput(256 * GiB, 2, pg_version=14))
+    assert "very high memory" in high
+    [lz4] = pgtune_warnings(PgtuneInput(4 * GiB, 2, pg_version=15))
+    assert "lz4" in lz4
+    assert ["lz4" in w for w in pgtune_warnings(PgtuneInput(4 * GiB, 2, pg_version=18))] == [
+        True,
+        False,
+    ]
+    assert "io_uring" in pgtune_warnings(PgtuneInput(4 * GiB, 2, pg_version=18))[1]
+    dw = pgtune_warnings(PgtuneInput(64 * GiB, 2, "dw", "nvme", pg_version=15))
+    assert len(dw) == 2 and "random_page_cost" in dw[1]
 
 
 def test_maps_onto_postgres_spec_in_native_units() -> None:
@@ -147,17 +334,23 @@ def test_maps_onto_postgres_spec_in_native_units() -> None:
     assert (config["min_wal_size"], config["max_wal_size"]) == (2048, 8192)  # MB
     assert config["random_page_cost"] == pytest.approx(1.1)
     assert config["effective_io_concurrency"] == 200
-    assert config["huge_pages"] == "off"
+    assert config["huge_pages"] == "try"
+    assert config["jit"] is False
+    assert config["wal_compression"] == "lz4"
     assert config["max_parallel_workers_per_gather"] == 2
+    # max_connections is in the spec (not searched), so the server runs with the
+    # connection count pgtune sized work_mem for
+    assert config["max_connections"] == 300 and "max_connections" in result.applied
     # knobs pgtune is silent on keep the spec's defaults
     assert config["temp_buffers"] == spec.knobs["temp_buffers"].default
-    assert config["jit"] is True
+    assert config["autovacuum_work_mem"] == -1
     # each value reads back as pgtune wrote it
     for name in result.applied:
         knob = spec.knobs[name]
         assert knob.validate(result.settings[name]) == config[name]
-    assert "max_connections" not in result.applied
-    assert result.notes == ["not in spec 'postgres', so not applied: max_connections = 300"]
+    assert result.notes == [
+        "pgtune warns that wal_compression = lz4 needs a PostgreSQL built --with-lz4"
+    ]
     assert not spec.violated(config, Machine(8 * GiB, 4))
 
 
@@ -217,9 +410,10 @@ def test_fractional_pages_are_rounded_to_the_nearest_with_a_note() -> None:
 
 def test_knob_subset_notes_the_rest() -> None:
     spec = postgres_on(8 * GiB, 4)
-    result = pgtune_config(spec, PgtuneInput(8 * GiB, 4, "oltp"), ["shared_buffers", "jit"])
-    assert result.config == {"shared_buffers": 262144, "jit": True}
-    assert result.applied == ("shared_buffers",)
+    chosen = ["shared_buffers", "jit", "temp_buffers"]
+    result = pgtune_config(spec, PgtuneInput(8 * GiB, 4, "oltp"), chosen)
+    assert result.config == {"shared_buffers": 262144, "jit": False, "temp_buffers": 1024}
+    assert result.applied == ("shared_buffers", "jit")
     [unchosen] = [n for n in result.notes if n.startswith("not among the chosen knobs")]
     assert "work_mem = 6898kB" in unchosen and "shared_buffers" not in unchosen
 
@@ -239,11 +433,12 @@ def test_broken_constraint_is_named() -> None:
     ("kwargs", "message"),
     [
         ({"db_type": "olap"}, r"db_type 'olap' is not one of: web, oltp, dw, desktop, mixed"),
-        ({"storage": "nvme"}, r"storage 'nvme' is not one of: ssd, hdd, san"),
+        ({"storage": "tape"}, r"storage 'tape' is not one of: ssd, hdd, san, nvme"),
+        ({"db_size": "huge"}, r"db_size 'huge' is not one of: less_ram, mid_ram, greater_ram"),
         ({"memory_bytes": 256 * 1024**2}, r"memory_bytes 268435456 must be .* >= 536870912"),
         ({"cpus": 0}, r"cpus 0 must be a whole number >= 1"),
         ({"connections": 5}, r"connections 5 must be a whole number >= 20"),
-        ({"pg_version": 9}, r"pg_version 9 is not one of: 10, 11, .*, 17"),
+        ({"pg_version": 9}, r"pg_version 9 is not one of: 10, 11, .*, 18"),
     ],
 )
 def test_invalid_input(kwargs: dict[str, Any], message: str) -> None:
@@ -261,15 +456,18 @@ def test_cli_conf() -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("# pgtune (https://github.com/le0pard/pgtune): 8GB memory, 4 CPUs")
-    assert lines[1:4] == [
+    assert lines[1:5] == [
+        "max_connections = 300",
         "shared_buffers = '2GB'",
         "effective_cache_size = '6GB'",
         "maintenance_work_mem = '512MB'",
     ]
     assert "random_page_cost = 1.1" in lines
     assert "work_mem = '6898kB'" in lines
-    assert not [line for line in lines if line.startswith(("max_connections", "temp_buffers"))]
-    assert "note: not in spec 'postgres', so not applied: max_connections = 300" in result.stderr
+    assert "jit = 'off'" in lines and "wal_compression = 'lz4'" in lines
+    assert not [line for line in lines if line.startswith("temp_buffers")]
+    assert "note: pgtune warns that wal_compression = lz4 needs" in result.stderr
+    assert "not in spec" not in result.stderr
 
 
 def test_cli_sql() -> None:
@@ -291,8 +489,9 @@ def test_cli_json() -> None:
     assert doc["config"]["shared_buffers"] == "2GB"
     assert doc["native"]["shared_buffers"] == 262144
     assert doc["pgtune"]["max_connections"] == "300"
-    assert "max_connections" not in doc["config"]
-    assert any("max_connections" in note for note in doc["notes"])
+    assert doc["config"]["max_connections"] == "300"
+    assert doc["input"]["db_size"] == "mid_ram"
+    assert any("lz4" in note for note in doc["notes"])
 
 
 def test_cli_defaults_to_this_host(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -311,6 +510,8 @@ def test_cli_defaults_to_this_host(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--memory", "8"], "--memory '8' needs a unit"),
         (["--memory", "8XB"], "--memory '8XB'"),
         (["--connections", "3"], "connections 3 must be"),
+        (["--db-size", "huge"], "db_size 'huge' is not one of"),
+        (["--pg-version", "9"], "pg_version 9 is not one of"),
         (["--system", "nosuch"], "unknown knob 'nosuch'"),
     ],
 )

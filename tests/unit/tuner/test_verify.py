@@ -238,6 +238,19 @@ def test_pgtune_is_sized_for_the_workload_and_the_target(postgres_spec: Spec) ->
     assert pgtune_arm(postgres_spec, None, "kind: pgbench\n", restartable=True) is None
 
 
+def test_pgtune_arm_sets_the_connections_it_sized_work_mem_for(postgres_spec: Spec) -> None:
+    machine = {"memory_bytes": 8 * 1024**3, "cpus": 4}
+    oltp = pgtune_arm(postgres_spec, machine, "kind: pgbench\n", restartable=True)
+    # oltp: 300 connections; (8GB - 2GB) / ((300 + 4) * 3) kB
+    assert oltp is not None and oltp["max_connections"] == 300 and oltp["work_mem"] == 6898
+    dw = pgtune_arm(postgres_spec, machine, "kind: sql-set\n", restartable=True)
+    # dw's own 40 would take connections away from PostgreSQL's 100: sized for 100 instead,
+    # (8GB - 2GB) / ((100 + 4) * 3) / 2 kB
+    assert dw is not None and dw["max_connections"] == 100 and dw["work_mem"] == 10082
+    limited = pgtune_arm(postgres_spec, machine, "kind: pgbench\n", restartable=False)
+    assert limited is not None and "max_connections" not in limited  # a restart knob
+
+
 def test_a_time_budget_keeps_back_the_minimum_rounds() -> None:
     base = {"mem": 1}
     search = [
