@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import re
 import signal
 import threading
 import time
@@ -41,6 +40,7 @@ from autotune.service._models import TrialOut
 from autotune.spec import Config, Machine, Spec
 from autotune.store import Trial
 from autotune.systems._registry import applier_kind, known_kinds
+from autotune.systems.postgres import public_dsn
 from autotune.tuner import (
     DEFAULT_OPTIMIZER,
     MAX_ROUNDS,
@@ -446,7 +446,9 @@ def tune(
         if optimizer not in OPTIMIZERS:
             fail(f"unknown optimizer {optimizer!r}; choose one of {', '.join(sorted(OPTIMIZERS))}")
         warm_start = check_warm_start(st, warm_start, spec.system, wl.objective_metric)
-        restartable = dsn is None or restart_command is not None
+        # A restart-class change is undone through postgresql.auto.conf when the server
+        # no longer starts: an existing server needs both.
+        restartable = dsn is None or (restart_command is not None and data_dir is not None)
         selection = select_knobs(spec, knobs, allow_unsafe=allow_unsafe, restartable=restartable)
         for note in selection.notes:
             console.print(f"note: {note}")
@@ -462,7 +464,7 @@ def tune(
             duration_s=duration,
             knobs=selection.names,
             allow_unsafe=allow_unsafe,
-            target="managed sandbox" if dsn is None else _redact(dsn),
+            target="managed sandbox" if dsn is None else public_dsn(dsn),
             machine={"memory_bytes": machine.memory_bytes, "cpus": machine.cpus},
             budget=trials,
             repeats=repeats,
@@ -502,7 +504,7 @@ def tune(
         events = _Progress(trials, measure_s + wl.warmup_s + 2, wl.objective_metric, wl.direction)
         runner = AgentRunner(LocalClient(Scheduler(st), experiment=name), make_system, events)
         events.runner = runner
-        events.where = "managed sandbox" if dsn is None else _redact(dsn)
+        events.where = "managed sandbox" if dsn is None else public_dsn(dsn)
         # Ctrl-C must work even when a parent shell started us with SIGINT ignored
         # (as `cmd &` does): cleanup depends on it.
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -675,11 +677,6 @@ def _remote_line(t: TrialOut, metric: str, direction: str, baseline: float | Non
         delta = f"  ({_change(t.objective, baseline, direction)})"
     label = (" (baseline)" if t.baseline else "") + _kind(t.to_trial())
     return f"trial {t.number:>3}  ok  {metric}={t.objective:.6g}{label}{delta}{by}"
-
-
-def _redact(dsn: str) -> str:
-    """A DSN for the record, without its password."""
-    return re.sub(r"(password\s*=\s*)\S+|(://[^:/@]+:)[^@]+@", r"\1\2***@", dsn)
 
 
 def _print_summary(

@@ -2,6 +2,7 @@
 
 from autotune.spec import Spec
 from autotune.systems._registry import Target, register
+from autotune.systems.postgres._dsn import public_dsn
 from autotune.systems.postgres._sandbox import Sandbox, find_bindir, find_program, sweep_stale
 from autotune.systems.postgres._system import PostgresSystem
 
@@ -18,4 +19,11 @@ def _make(spec: Spec, target: Target) -> PostgresSystem:
 
 register("postgres", _make)
 
-__all__ = ["PostgresSystem", "Sandbox", "find_bindir", "find_program", "sweep_stale"]
+__all__ = [
+    "PostgresSystem",
+    "Sandbox",
+    "find_bindir",
+    "find_program",
+    "public_dsn",
+    "sweep_stale",
+]
