@@ -9,18 +9,22 @@ from autotune.agent._client import (
     TunerClient,
     trial_duration_s,
 )
+from autotune.agent._policy import AgentPolicy, Refused, resolve_program
 from autotune.agent._runner import AgentRunner, RunnerEvents, materialize_workload
 
 __all__ = [
     "MIN_TRIAL_S",
     "Agent",
+    "AgentPolicy",
     "AgentRunner",
     "ExperimentInfo",
     "Lease",
     "LeaseLost",
+    "Refused",
     "RunnerEvents",
     "TrialOutcome",
     "TunerClient",
     "materialize_workload",
+    "resolve_program",
     "trial_duration_s",
 ]

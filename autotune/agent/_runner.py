@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from autotune.agent._agent import Agent, PhaseCallback
+from autotune.agent._agent import Agent, PhaseCallback, TrialOutcome
 from autotune.agent._client import (
     ExperimentInfo,
     Lease,
@@ -21,8 +21,9 @@ from autotune.agent._client import (
     TunerClient,
     trial_duration_s,
 )
+from autotune.agent._policy import AgentPolicy, Refused
 from autotune.spec import Config, Machine, Spec, SpecError, parse_spec
-from autotune.store import Trial
+from autotune.store import Trial, now
 from autotune.systems import System
 from autotune.workloads import WorkloadDef, make_workload, parse_workload
 
@@ -71,8 +72,10 @@ class AgentRunner:
         make_system: SystemFactory,
         events: RunnerEvents | None = None,
         poll_s: float = 1.0,
+        policy: AgentPolicy | None = None,
     ) -> None:
         self.client = client
+        self.policy = policy  # None: run whatever the tuner sends (autotune tune)
         self.make_system = make_system
         self.events = events or RunnerEvents()
         self.poll_s = poll_s
@@ -91,8 +94,15 @@ class AgentRunner:
         self.close()
         machine = Machine(**info.machine) if info.machine else None
         spec = parse_spec(info.spec_content, info.spec_path, machine)
-        self._tmp = tempfile.TemporaryDirectory(prefix="autotune-workload-")
-        workload = materialize_workload(info, Path(self._tmp.name))
+        tmp = tempfile.TemporaryDirectory(prefix="autotune-workload-")
+        try:
+            workload = materialize_workload(info, Path(tmp.name))
+            if self.policy is not None:  # before anything of the experiment's runs
+                self.policy.check(info.spec_path, info.spec_content, workload)
+        except BaseException:
+            tmp.cleanup()
+            raise
+        self._tmp = tmp
         agent = Agent(self.make_system(spec), make_workload(workload), info.duration_s)
         self.agent, self.current, self.workload = agent, info, workload
         agent.start(lambda phase: self.events.setup(info, phase))
@@ -118,7 +128,12 @@ class AgentRunner:
             # The lease is kept alive from the start: setting up the system (initdb, the
             # data load, the pristine copy) can take longer than the lease itself.
             with _Heartbeat(self.client, lease):
-                agent = self._agent_for(lease.experiment)
+                try:
+                    agent = self._agent_for(lease.experiment)
+                except Refused as exc:
+                    finished = True
+                    self._report(lease, _refused(str(exc)))
+                    return
                 self.events.trial_started(lease)
                 length = self.duration_for(lease)
                 if lease.reference is not None and agent.can_pair():
@@ -130,16 +145,19 @@ class AgentRunner:
                 else:
                     outcome = agent.run_trial(lease.config, self._phase, length)
             finished = True
-            try:
-                trial = self.client.report(lease, outcome)
-            except LeaseLost:
-                return  # someone else owns it now; our result is not recorded
-            self.trials_run += 1
-            self.measured_s += trial.timings.get("measure_s", 0.0)
-            self.events.trial_finished(lease, trial)
+            self._report(lease, outcome)
         finally:
             if not finished:
                 self.client.release(lease)
+
+    def _report(self, lease: Lease, outcome: TrialOutcome) -> None:
+        try:
+            trial = self.client.report(lease, outcome)
+        except LeaseLost:
+            return  # someone else owns it now; our result is not recorded
+        self.trials_run += 1
+        self.measured_s += trial.timings.get("measure_s", 0.0)
+        self.events.trial_finished(lease, trial)
 
     def duration_for(self, lease: Lease) -> float | None:
         """Measured seconds for the leased trial; None: the workload's own length.
@@ -166,6 +184,19 @@ class AgentRunner:
             if self._tmp is not None:
                 self._tmp.cleanup()
                 self._tmp = None
+
+
+def _refused(error: str) -> TrialOutcome:
+    """A trial failed before anything ran: the agent's owner does not allow it."""
+    at = now()
+    return TrialOutcome(
+        status="failed",
+        error=error,
+        status_history=[("failed", at.isoformat())],
+        started_at=at,
+        finished_at=at,
+        timings={"total_s": 0.0},
+    )
 
 
 class _Heartbeat:

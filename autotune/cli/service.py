@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from autotune.agent import AgentRunner, ExperimentInfo, Lease, RunnerEvents
+from autotune._resources import find_all
+from autotune.agent import AgentPolicy, AgentRunner, ExperimentInfo, Lease, RunnerEvents
 from autotune.cli._common import (
     DataDirOption,
     DsnOption,
@@ -22,13 +24,15 @@ from autotune.cli._common import (
     open_store,
     postgres_target,
 )
-from autotune.cli.tune import _action, _Interrupted, _on_sigterm, _redact
+from autotune.cli.tune import _action, _Interrupted, _on_sigterm
 from autotune.service import HttpClient, ServiceError, check_admin_token, create_app
 from autotune.service._models import NAME_PATTERN
-from autotune.spec import Spec
+from autotune.spec import Spec, SpecError
 from autotune.store import Trial
 from autotune.systems import System, SystemError_
+from autotune.systems.postgres import public_dsn
 from autotune.tuner import DEFAULT_LEASE_S
+from autotune.workloads import load_workload
 
 TOKEN_HINT = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
@@ -160,6 +164,28 @@ class _AgentLines(RunnerEvents):
         )
 
 
+def agent_policy(specs: list[Path], commands: list[str], sql: bool) -> AgentPolicy:
+    """The agent's policy: what it could load itself, plus the owner's --allow-* options."""
+    texts = []
+    for found in find_all("knobs"):
+        try:
+            texts.append(found.path.read_text())
+        except OSError:
+            continue
+    for path in specs:
+        try:
+            texts.append(path.read_text())
+        except OSError as exc:
+            raise ValueError(f"--allow-spec {path}: {exc.strerror}") from None
+    workloads = []
+    for found in find_all("workloads"):
+        try:
+            workloads.append(load_workload(str(found.path)))
+        except (SpecError, OSError):
+            continue  # a broken file allows nothing
+    return AgentPolicy.of(texts, workloads, commands, sql)
+
+
 @friendly
 def agent(
     server: Annotated[str, typer.Option(help="The tuner service, e.g. http://tuner:8765.")],
@@ -194,8 +220,35 @@ def agent(
     retry_s: Annotated[
         float, typer.Option(min=0, help="How long to keep retrying an unreachable server.")
     ] = 300.0,
+    allow_spec: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-spec",
+            help="Also run experiments of this knob spec file (repeatable). By default only "
+            "the specs this agent could load itself.",
+        ),
+    ] = None,
+    allow_command: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-command",
+            help="Let command workloads run this program, as PATH resolves it (repeatable).",
+        ),
+    ] = None,
+    allow_sql: Annotated[
+        bool,
+        typer.Option(
+            "--allow-sql",
+            help="Run SQL the server sends: sql-set workloads and pgbench scripts.",
+        ),
+    ] = False,
 ) -> None:
-    """Run trials for a tuner service: lease, apply, run, collect, report; restore on exit."""
+    """Run trials for a tuner service: lease, apply, run, collect, report; restore on exit.
+
+    The agent runs only what its owner allows: specs and workloads it could load
+    itself, pgbench's built-in scripts, and what the --allow-* options add. A
+    trial it refuses fails with the rule that refused it.
+    """
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_.+-]*$", system):
         fail(f"--system {system!r} is not a system name")
     if not token:
@@ -206,6 +259,10 @@ def agent(
     if experiment is not None and not re.match(NAME_PATTERN, experiment):
         fail(f"--experiment {experiment!r} is not an experiment name")
 
+    try:
+        policy = agent_policy(allow_spec or [], allow_command or [], allow_sql)
+    except ValueError as exc:
+        fail(str(exc))
     build = postgres_target(dsn, restart_command, data_dir)
 
     def make_system(spec: Spec) -> System:
@@ -217,13 +274,13 @@ def agent(
         client = HttpClient(server, token, retry_s=retry_s, experiment=experiment)
     except ServiceError as exc:
         fail(str(exc))
-    target = "a managed sandbox" if dsn is None else _redact(dsn)
+    target = "a managed sandbox" if dsn is None else public_dsn(dsn)
     console.print(
         f"agent for {target}, asking {server} for trials"
         + (f" of {experiment}" if experiment else "")
         + (" until there are none" if once else " (Ctrl-C to stop)")
     )
-    runner = AgentRunner(client, make_system, _AgentLines(), poll_s=poll_s)
+    runner = AgentRunner(client, make_system, _AgentLines(), poll_s=poll_s, policy=policy)
     # Ctrl-C must work even when a parent shell started us with SIGINT ignored
     # (as `cmd &` does): cleanup depends on it.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -136,7 +136,15 @@ def test_agent_once_runs_every_trial_and_restores(
     AdminClient(url, ADMIN).create_experiment(experiment_body(parallelism=1, budget=3))
     token = store.add_agent("db1")
     result = invoke(
-        "agent", "--server", url, "--once", "--poll-s", "0.1", AUTOTUNE_AGENT_TOKEN=token
+        "agent",
+        "--server",
+        url,
+        "--once",
+        "--poll-s",
+        "0.1",
+        "--allow-spec",
+        str(SPEC_PATH),
+        AUTOTUNE_AGENT_TOKEN=token,
     )
     assert result.exit_code == 0, result.output
     assert "agent for a managed sandbox" in result.output
@@ -158,13 +166,39 @@ def test_agent_interrupted_gives_the_trial_back_and_restores(
     AdminClient(url, ADMIN).create_experiment(experiment_body(parallelism=1, budget=3))
     FakeAgent.interrupt_on = 2  # Ctrl-C during the second trial
     token = store.add_agent("db1")
-    result = invoke("agent", "--server", url, AUTOTUNE_AGENT_TOKEN=token)
+    result = invoke(
+        "agent", "--server", url, "--allow-spec", str(SPEC_PATH), AUTOTUNE_AGENT_TOKEN=token
+    )
     assert result.exit_code == 130, result.output
     assert "interrupted: giving the trial back" in result.output
     assert [a.stopped for a in FakeAgent.instances] == [True]
     trials = AdminClient(url, ADMIN).trials("exp")
     assert [t.status for t in trials] == ["ok", "pending"]  # released, not left leased
     assert "released" in [h[0] for h in trials[1].status_history]
+
+
+@pytest.mark.usefixtures("fake_agents")
+def test_an_agent_refuses_a_spec_its_owner_has_not_allowed(
+    served: tuple[str, Store], fake_system: list[Any]
+) -> None:
+    url, store = served
+    AdminClient(url, ADMIN).create_experiment(experiment_body(parallelism=1, budget=2))
+    token = store.add_agent("db1")
+    result = invoke(
+        "agent", "--server", url, "--once", "--poll-s", "0.1", AUTOTUNE_AGENT_TOKEN=token
+    )
+    assert result.exit_code == 0, result.output
+    assert fake_system == []  # nothing was set up
+    trials = AdminClient(url, ADMIN).trials("exp")
+    assert [(t.status, t.agent) for t in trials] == [("failed", "db1")] * 2
+    assert trials[0].error is not None
+    assert "does not run spec poison.yaml" in trials[0].error
+    assert "--allow-spec FILE" in trials[0].error  # the rule, and how to lift it
+    bad = invoke(
+        "agent", "--server", url, "--allow-command", "no-such-program-x", AUTOTUNE_AGENT_TOKEN=token
+    )
+    assert bad.exit_code == 2
+    assert "--allow-command 'no-such-program-x': no such program on PATH" in bad.output
 
 
 def test_agent_refusals(served: tuple[str, Store]) -> None:
