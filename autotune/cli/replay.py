@@ -109,7 +109,9 @@ def _verify(
             Arm("pgtune", {k: tuned.config[k] for k in tuned.applied}, f"{kind}, {storage}")
         )
         notes += [f"pgtune: {n}" for n in tuned.notes]
-    restartable = dsn is None or restart_command is not None
+    # A restart-class change is undone through postgresql.auto.conf when the server
+    # no longer starts: an existing server needs both.
+    restartable = dsn is None or (restart_command is not None and data_dir is not None)
     if not restartable:
         dropped = sorted({n for a in arms for n in a.config if spec.knobs[n].apply == "restart"})
         if dropped:

@@ -102,8 +102,8 @@ def select_knobs(
     if restart and not restartable:
         names = [n for n in names if n not in restart]
         notes.append(
-            "left out restart-class knobs (give --restart-command to tune them): "
-            + ", ".join(restart)
+            "left out restart-class knobs (give --restart-command and --data-dir to tune "
+            "them, so that a change can be undone while the server is down): " + ", ".join(restart)
         )
     if not names:
         raise TuningError("no knobs left to tune")

@@ -459,10 +459,13 @@ def pgtune_arm(
     db_type = pgtune_db_type(workload_content)
     try:
         inp = PgtuneInput(int(machine["memory_bytes"]), int(machine["cpus"]), db_type, "ssd")
-        connections = spec.knobs.get("max_connections")
-        if connections is not None and isinstance(connections.default, int):
-            if inp.max_connections < connections.default:
-                inp = dataclasses.replace(inp, connections=connections.default)
+        have = spec.knobs.get("max_connections")
+        if (
+            have is not None
+            and isinstance(have.default, int)
+            and inp.max_connections < have.default
+        ):
+            inp = dataclasses.replace(inp, connections=have.default)
         tuned = pgtune_config(spec, inp)
     except (KeyError, ValueError):
         return None

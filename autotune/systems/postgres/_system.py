@@ -9,6 +9,7 @@ SQL. See the PostgreSQL docs, "ALTER SYSTEM" and "pg_settings".
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import subprocess
 import time
@@ -136,7 +137,11 @@ class PostgresSystem(System):
 
     # -- lifecycle --------------------------------------------------------------------
     def restartable(self) -> bool:
-        return self.sandbox is not None or self.restart_command is not None
+        """Restart-class knobs can be tried: a change that keeps the server from starting
+        can be undone, which on an existing server takes its postgresql.auto.conf."""
+        if self.sandbox is not None:
+            return True
+        return self.restart_command is not None and self.data_dir is not None
 
     def twin(self) -> PostgresSystem | None:
         """Another managed sandbox beside this one; an existing server has no twin."""
@@ -161,9 +166,31 @@ class PostgresSystem(System):
             )
             self._original = {name: setting for name, setting in cur.fetchall()}
         self._original_text = self._read_auto_conf()
+        if self.sandbox is None and self.data_dir is not None:
+            self._check_data_dir()
         self._good_text = self._original_text
         self._current = self._running_values()
         self._good = dict(self._current)
+
+    def _check_data_dir(self) -> None:
+        """--data-dir must be this server's, and its postgresql.auto.conf writable: the
+        rollback of a server that no longer starts depends on it."""
+        assert self.data_dir is not None
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SHOW data_directory")
+            row = cur.fetchone()
+        runs_from = Path(str(row[0])) if row else None
+        path = self.data_dir / AUTO_CONF
+        if runs_from is not None and runs_from.resolve() != self.data_dir.resolve():
+            raise SystemError_(
+                f"--data-dir {self.data_dir} is not the server's data directory "
+                f"(it runs from {runs_from})"
+            )
+        if self._original_text is None or not os.access(path, os.W_OK):
+            raise SystemError_(
+                f"--data-dir {self.data_dir}: cannot read and write {AUTO_CONF} there, "
+                "so a change could not be undone while the server is down"
+            )
 
     def _running_values(self) -> dict[str, str]:
         """The spec's knobs as the server runs them now, so unchanged ones are not re-set."""
@@ -307,7 +334,10 @@ class PostgresSystem(System):
         needed = max((APPLY_RANK[self.spec.knobs[n].apply] for n in changed), default=0)
         report.action = ["online", "reload", "restart"][needed]
         if needed == 2 and not self.restartable():
-            raise SystemError_("restart-class knobs need --restart-command on an existing server")
+            raise SystemError_(
+                "restart-class knobs need --restart-command and --data-dir on an existing "
+                "server: autotune must be able to undo a change while the server is down"
+            )
         t0 = time.monotonic()
         try:
             with self.connect() as conn, conn.cursor() as cur:
