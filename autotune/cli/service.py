@@ -1,4 +1,4 @@
-"""autotune server | agents add/list | agent: the tuner as a service, and agents beside targets."""
+"""autotune server | agents add/list/rotate/revoke | agent: the service and its agents."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from autotune.cli.tune import _action, _Interrupted, _on_sigterm
 from autotune.service import HttpClient, ServiceError, check_admin_token, create_app
 from autotune.service._models import NAME_PATTERN
 from autotune.spec import Spec, SpecError
-from autotune.store import Trial
+from autotune.store import StoreError, Trial
 from autotune.systems import System, SystemError_
 from autotune.systems.postgres import public_dsn
 from autotune.tuner import DEFAULT_LEASE_S
@@ -71,6 +71,19 @@ def server(
             min=0.1, help="Seconds a trial stays leased without a heartbeat (per experiment too)."
         ),
     ] = DEFAULT_LEASE_S,
+    dashboard: Annotated[
+        bool, typer.Option("--dashboard/--no-dashboard", help="Serve the HTML dashboard at /.")
+    ] = True,
+    dashboard_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AUTOTUNE_DASHBOARD_TOKEN",
+            show_envvar=True,
+            show_default=False,
+            help="Require this token for the dashboard (a browser asks for it as the "
+            "password). Prefer the environment variable.",
+        ),
+    ] = None,
 ) -> None:
     """Run the tuner service: experiments, agent tokens, leases and reports over HTTP."""
     if not admin_token:
@@ -83,16 +96,26 @@ def server(
     import uvicorn
 
     with open_store(store) as st:
-        app = create_app(st, admin_token, lease_s)
+        app = create_app(
+            st, admin_token, lease_s, dashboard=dashboard, dashboard_token=dashboard_token
+        )
         shown = f"[{host}]" if ":" in host else host
         base = f"http://{shown}:{port}"
         console.print(f"autotune server on {base}, store {st.safe_url}")
         console.print(f"API docs: {base}/docs")
+        if dashboard:
+            guard = "behind --dashboard-token" if dashboard_token else "open, no token"
+            console.print(f"dashboard: {base}/ ({guard})")
         if not _is_loopback(host):
             console.print(
                 "[yellow]warning:[/] listening beyond loopback over plain HTTP: tokens cross "
                 "the network in the clear; put a TLS proxy in front or use a private network"
             )
+            if dashboard and not dashboard_token:
+                console.print(
+                    "[yellow]warning:[/] the dashboard shows every trial's config, errors and "
+                    "logs to anyone who can reach it: give --dashboard-token or --no-dashboard"
+                )
         if st.engine.dialect.name == "sqlite":
             console.print(
                 "note: SQLite store: run one server on it; for several, use a PostgreSQL store"
@@ -122,6 +145,38 @@ def agents_add(
     console.print(
         f"[dim]run: AUTOTUNE_AGENT_TOKEN=<token> autotune agent --server URL  (on {name})[/]"
     )
+
+
+@agents_app.command("rotate")
+@friendly
+def agents_rotate(
+    name: Annotated[str, typer.Argument(help="The agent whose token to replace.")],
+    store: StoreOption = None,
+) -> None:
+    """Give an agent a new token and print it once; the old token is refused from now on."""
+    with open_store(store) as st:
+        try:
+            token = st.rotate_agent(name)
+        except StoreError as exc:
+            fail(str(exc))
+    console.print(f"agent [bold]{name}[/] has a new token, shown only now:", soft_wrap=True)
+    console.print(token, markup=False, highlight=False)
+    console.print("[dim]the old token no longer works; restart the agent with the new one[/]")
+
+
+@agents_app.command("revoke")
+@friendly
+def agents_revoke(
+    name: Annotated[str, typer.Argument(help="The agent to remove.")],
+    store: StoreOption = None,
+) -> None:
+    """Remove an agent: its token is refused from now on; its recorded trials stay."""
+    with open_store(store) as st:
+        try:
+            st.revoke_agent(name)
+        except StoreError as exc:
+            fail(str(exc))
+    console.print(f"agent [bold]{name}[/] revoked: its token is refused from now on")
 
 
 @agents_app.command("list")

@@ -537,6 +537,12 @@ def tune(
             console.print(
                 f"time budget of {time_budget:g}s reached: {summary.trials} of {trials} trials run"
             )
+        ended = st.analyses(exp, "search")
+        if ended and ended[-1].result.get("ended") == "exhausted":
+            console.print(
+                f"note: the search space holds no untried valid config: the search ended "
+                f"after {ended[-1].result.get('trials')} of {trials} trials"
+            )
         _print_summary(spec, summary, wall_s, events.setup_s, runner.measured_s)
         if keep is not None:
             console.print("the best config was left applied (--apply-best)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autotune.optimizers._base import Optimizer, Suggestion
+from autotune.optimizers._base import Optimizer, SpaceExhausted, Suggestion
 from autotune.optimizers.auto import AutoOptimizer
 from autotune.optimizers.forest import ForestOptimizer
 from autotune.optimizers.gp import GPOptimizer
@@ -51,6 +51,7 @@ __all__ = [
     "RandomOptimizer",
     "SkoptForest",
     "SkoptGP",
+    "SpaceExhausted",
     "Suggestion",
     "lhs_design",
     "make_optimizer",

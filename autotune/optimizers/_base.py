@@ -24,6 +24,10 @@ def failure_penalty(ok: Sequence[float]) -> float:
     return worst + max(worst - best, abs(worst) * 0.1, 1e-9)
 
 
+class SpaceExhausted(RuntimeError):
+    """Every valid config of a (small, discrete) space has been tried: the search is over."""
+
+
 @dataclass(frozen=True)
 class Suggestion:
     """A config to measure, and how: ``fidelity`` is the fraction of the full
@@ -123,5 +127,5 @@ class Optimizer(ABC):
             if len(out) == n:
                 break
         if len(out) < n:
-            raise RuntimeError("the search space has no untried valid config left")
+            raise SpaceExhausted("the search space has no untried valid config left")
         return out

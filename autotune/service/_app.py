@@ -95,8 +95,18 @@ def check_admin_token(token: str) -> None:
         )
 
 
-def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S) -> FastAPI:
-    """The service over ``store``; one Scheduler, so proposals are serialised in-process."""
+def create_app(
+    store: Store,
+    admin_token: str,
+    lease_s: float = DEFAULT_LEASE_S,
+    *,
+    dashboard: bool = True,
+    dashboard_token: str | None = None,
+) -> FastAPI:
+    """The service over ``store``; one Scheduler, so proposals are serialised in-process.
+
+    ``dashboard``: serve the HTML pages too, behind ``dashboard_token`` if given.
+    """
     check_admin_token(admin_token)
     admin_digest = token_hash(admin_token)
     scheduler = Scheduler(store, lease_s)
@@ -173,7 +183,8 @@ def create_app(store: Store, admin_token: str, lease_s: float = DEFAULT_LEASE_S)
         body = Problem(detail=f"{exc}; nothing was recorded", problems=[str(exc)]).model_dump()
         return JSONResponse(body, status_code=409)
 
-    add_dashboard(app, store)
+    if dashboard:
+        add_dashboard(app, store, dashboard_token)
 
     # -- health ---------------------------------------------------------------------------------
 

@@ -10,11 +10,15 @@ authenticates (``autotune server`` warns when it listens beyond loopback).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import hashlib
 import html
+import secrets
 from urllib.parse import quote
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from autotune.store import Store
@@ -67,14 +71,58 @@ th, td {{ padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }}
 """
 
 
-def add_dashboard(app: FastAPI, store: Store) -> None:
-    """Mount ``/``, ``/experiments/NAME`` and ``/static/plotly.min.js`` on ``app``."""
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+
+def _presented(request: Request) -> str | None:
+    """The token a request carries: ``Bearer TOKEN``, or a browser's Basic login with the
+    token as its password (any user name)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2]
+    return None
+
+
+def add_dashboard(app: FastAPI, store: Store, token: str | None = None) -> None:
+    """Mount ``/``, ``/experiments/NAME`` and ``/static/plotly.min.js`` on ``app``.
+
+    The pages show every trial's config, errors and log excerpts. With ``token`` they
+    need it (a browser asks for it as a password); without, they are open, as they
+    are on a loopback-only server.
+    """
+    wanted = None if token is None else _digest(token)
+
+    def viewer(request: Request) -> None:
+        if wanted is None:
+            return
+        given = _presented(request)
+        if given is None or not secrets.compare_digest(_digest(given), wanted):
+            raise HTTPException(
+                401,
+                "the dashboard needs its token (autotune server --dashboard-token)",
+                headers={"WWW-Authenticate": 'Basic realm="autotune dashboard"'},
+            )
+
+    guard = [Depends(viewer)]
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=guard)
     def index() -> HTMLResponse:
         return HTMLResponse(_index(store))
 
-    @app.get("/experiments/{name}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get(
+        "/experiments/{name}",
+        response_class=HTMLResponse,
+        include_in_schema=False,
+        dependencies=guard,
+    )
     def experiment(name: str) -> HTMLResponse:
         from autotune.report import experiment_data, render_experiment_html
 

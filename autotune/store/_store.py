@@ -120,6 +120,7 @@ class Analysis:
 
 FINISHED = ("ok", "failed")
 PHASES = ("search", "control", "verify")
+SEEN_EVERY_S = 60  # how often an agent's last use is written, at most
 
 
 @dataclass
@@ -883,12 +884,36 @@ class Store:
         return token
 
     def agent_for_token(self, token: str) -> str | None:
+        """The agent holding ``token``; its last use is written at most once a minute, so
+        that a busy agent's every heartbeat is not a write."""
         with self._session() as session:
             row = session.scalar(select(AgentRow).where(AgentRow.token_hash == token_hash(token)))
             if row is None:
                 return None
-            row.last_seen_at = now()
+            at = now()
+            seen = row.last_seen_at and _aware(row.last_seen_at)
+            if seen is None or at - seen >= timedelta(seconds=SEEN_EVERY_S):
+                row.last_seen_at = at
             return row.name
+
+    def rotate_agent(self, name: str) -> str:
+        """A new token for agent ``name``; the old one stops working at once."""
+        token = secrets.token_urlsafe(32)
+        with self._session() as session:
+            row = session.scalar(select(AgentRow).where(AgentRow.name == name))
+            if row is None:
+                raise StoreError(f"no agent {name!r}")
+            row.token_hash = token_hash(token)
+        return token
+
+    def revoke_agent(self, name: str) -> None:
+        """Forget agent ``name``: its token is refused from now on. Its recorded trials
+        keep its name; a trial it holds goes back to the queue when the lease expires."""
+        with self._session() as session:
+            row = session.scalar(select(AgentRow).where(AgentRow.name == name))
+            if row is None:
+                raise StoreError(f"no agent {name!r}")
+            session.delete(row)
 
     def agents(self) -> list[tuple[str, datetime, datetime | None]]:
         with self._session() as session:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from autotune.agent import ExperimentInfo, Lease, TrialOutcome, trial_duration_s
-from autotune.optimizers import Optimizer, Suggestion, make_optimizer
+from autotune.optimizers import Optimizer, SpaceExhausted, Suggestion, make_optimizer
 from autotune.space import Space
 from autotune.spec import Machine, parse_spec
 from autotune.store import Experiment, Proposal, Store, Trial, now
@@ -98,6 +98,7 @@ class _Cache:
     from_state: bool = False  # built with the stored state loaded
     warm_done: bool = False  # the warm start (if any) has been resolved and told
     arms: tuple[int, list[Arm]] | None = None  # (last search trial, the verification's arms)
+    exhausted: bool = False  # the space has no untried valid config: the search is over
 
 
 def _controls(experiment: Experiment) -> int:
@@ -148,6 +149,9 @@ class Scheduler:
             else:
                 cached.saved_state = state
                 cached.from_state = True
+        cached.exhausted = any(
+            a.result.get("ended") == "exhausted" for a in self.store.analyses(experiment, "search")
+        )
         if warm is not None:
             for config, loss in warm.observations:
                 optimizer.tell(config, loss)
@@ -238,7 +242,49 @@ class Scheduler:
             trials, optimizer = self._history(experiment)
             proposals = self._plan(experiment, trials, optimizer, room)
         self._save_state(experiment, optimizer)
+        if not proposals and self._cache[experiment.id].exhausted:
+            if any(not t.finished for t in trials):
+                return []  # the verification (if any) waits for the search's last trials
+            return self.propose(experiment, room)  # no longer searching: what follows
         return proposals
+
+    def _exhausted(self, experiment: Experiment) -> bool:
+        """The search found the space used up (here, or as the store said when the
+        optimiser was built)."""
+        cached = self._cache.get(experiment.id)
+        return cached is not None and cached.exhausted
+
+    def _suggest(
+        self,
+        experiment: Experiment,
+        trials: list[Trial],
+        optimizer: Optimizer,
+        n: int,
+        pending: list[Suggestion],
+    ) -> list[Suggestion]:
+        """The optimiser's next ``n``; none once a small space is used up, which ends the
+        search with a note, kept as the experiment's "search" analysis."""
+        cached = self._cache[experiment.id]
+        if cached.exhausted:
+            return []
+        for k in range(n, 0, -1):  # fewer than n may still be untried
+            try:
+                return optimizer.suggest(k, pending=pending)
+            except SpaceExhausted:
+                continue
+        cached.exhausted = True
+        # The search's trials so far, and those proposed in this call (the pending ones
+        # that are not in flight).
+        search = (
+            sum(t.searched for t in trials) + len(pending) - sum(not t.finished for t in trials)
+        )
+        log.info("experiment %s: search space exhausted after %d trials", experiment.name, search)
+        self.store.add_analysis(
+            experiment,
+            "search",
+            {"ended": "exhausted", "trials": search, "budget": experiment.budget},
+        )
+        return []
 
     def _plan(
         self, experiment: Experiment, trials: list[Trial], optimizer: Optimizer, room: int
@@ -264,7 +310,7 @@ class Scheduler:
         search_until = experiment.budget - experiment.repeats
         searching = max(0, min(room - len(proposals), search_until - len(trials) - len(proposals)))
         if searching > 0:
-            for suggestion in optimizer.suggest(searching, pending=in_flight):
+            for suggestion in self._suggest(experiment, trials, optimizer, searching, in_flight):
                 number += 1
                 proposals.append(
                     Proposal(
@@ -274,6 +320,8 @@ class Scheduler:
                         repeat=suggestion.repeat,
                     )
                 )
+        if self._cache[experiment.id].exhausted:
+            return controls + proposals  # nothing new to race against: the search is over
         racing = room - len(proposals)
         if racing > 0:
             planned = [
@@ -298,7 +346,7 @@ class Scheduler:
         left = room - len(proposals)
         if left > 0:  # nothing to race yet (no trial has succeeded): keep searching
             pending = [*in_flight, *(Suggestion(p.config, p.fidelity) for p in proposals)]
-            for suggestion in optimizer.suggest(left, pending=pending):
+            for suggestion in self._suggest(experiment, trials, optimizer, left, pending):
                 number += 1
                 proposals.append(Proposal(number, suggestion.config, fidelity=suggestion.fidelity))
         return controls + proposals
@@ -335,6 +383,9 @@ class Scheduler:
                     proposals = self.propose(exp, exp.parallelism - _active(counts))
                     if proposals:
                         self.store.add_proposals(exp, proposals)
+                    elif self._spent(exp, counts):  # proposing found the search over
+                        self.store.update_experiment(exp, status="done")
+                        continue
             got = self.store.lease_next(exp, agent, self._lease_s(exp))
             if got is not None:
                 trial, lease_id = got
@@ -367,6 +418,8 @@ class Scheduler:
         search = [t for t in trials if t.searched]
         if any(not t.finished for t in search):
             return True
+        if self._exhausted(experiment):
+            return False
         return len(search) < experiment.budget and not self._search_out_of_time(experiment, search)
 
     def _search_out_of_time(self, experiment: Experiment, search: list[Trial]) -> bool:
@@ -452,7 +505,9 @@ class Scheduler:
         policy = verify_policy(experiment)
         if policy is None:
             search = self.store.trial_counts(experiment, phase="search")
-            return _finished(search) >= experiment.budget or self._out_of_time(experiment)
+            if _finished(search) >= experiment.budget or self._out_of_time(experiment):
+                return True
+            return self._exhausted(experiment)
         trials, optimizer = self._history(experiment)
         if self._searching(experiment, trials):
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,11 +13,11 @@ from typer.testing import CliRunner
 
 from autotune.agent import AgentRunner
 from autotune.cli import app
-from autotune.service import AdminClient, HttpClient, create_app
+from autotune.service import AdminClient, HttpClient, ServiceError, create_app
 from autotune.spec import Machine
 from autotune.store import Store
 from autotune.systems._registry import Target
-from tests.unit._support import MACHINE
+from tests.unit._support import MACHINE, T0
 from tests.unit.service._support import (
     ADMIN,
     SPEC_PATH,
@@ -68,6 +69,43 @@ def test_agents_add_prints_the_token_once_and_list_shows_it(store_url: str) -> N
     bad = invoke("agents", "add", "no/slash", "--store", store_url)
     assert bad.exit_code == 2
     assert "agent name 'no/slash'" in bad.output
+
+
+def test_agents_rotate_and_revoke_end_the_old_token(served: tuple[str, Store]) -> None:
+    url, store = served
+    old = store.add_agent("db1")
+    assert HttpClient(url, old).lease() is None  # accepted: no experiment yet
+    rotated = invoke("agents", "rotate", "db1", "--store", str(store.url))
+    assert rotated.exit_code == 0, rotated.output
+    new = rotated.output.splitlines()[1].strip()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", new) and new != old
+    assert store.agent_for_token(old) is None and store.agent_for_token(new) == "db1"
+    with pytest.raises(ServiceError, match="403: unknown agent token"):
+        HttpClient(url, old, retry_s=0).lease()
+    revoked = invoke("agents", "revoke", "db1", "--store", str(store.url))
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    assert store.agent_for_token(new) is None
+    assert "db1" not in invoke("agents", "list", "--store", str(store.url)).output
+    for verb in ("rotate", "revoke"):
+        missing = invoke("agents", verb, "db1", "--store", str(store.url))
+        assert missing.exit_code == 2 and "no agent 'db1'" in missing.output
+
+
+def test_an_agents_last_use_is_written_at_most_once_a_minute(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = store.add_agent("db1")
+    clock = [T0]
+    monkeypatch.setattr("autotune.store._store.now", lambda: clock[0])
+    assert store.agent_for_token(token) == "db1"
+    seen = lambda: store.agents()[0][2]  # noqa: E731
+    assert seen() == T0
+    clock[0] = T0 + timedelta(seconds=59)
+    store.agent_for_token(token)
+    assert seen() == T0  # not written again within the minute
+    clock[0] = T0 + timedelta(seconds=61)
+    store.agent_for_token(token)
+    assert seen() == T0 + timedelta(seconds=61)
 
 
 # -- server ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The dashboard pages: served from the store, plotly.js from the package, no auth to read."""
+"""The dashboard pages: from the store, plotly.js from the package, open or behind a token."""
 
 from __future__ import annotations
 
@@ -51,3 +51,25 @@ def test_a_running_experiment_page_refreshes_itself(tmp_path: Path) -> None:
     client = TestClient(create_app(store, ADMIN))
     assert 'http-equiv="refresh"' in client.get("/").text
     assert 'http-equiv="refresh"' in client.get("/experiments/pgbench-tpcb-oltp20").text
+
+
+def test_a_dashboard_token_guards_the_pages_and_no_dashboard_serves_none(
+    tmp_path: Path,
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    import_experiment(store, read_export(RECORDED / "pgbench-tpcb-oltp20.json"))
+    client = TestClient(create_app(store, ADMIN, dashboard_token="view-token-1"))
+    page = "/experiments/pgbench-tpcb-oltp20"
+    for path in ("/", page):
+        refused = client.get(path)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Basic")
+        assert "pgbench-tpcb-oltp20" not in refused.text  # nothing of the store shown
+        assert client.get(path, auth=("any", "wrong")).status_code == 401
+        assert client.get(path, auth=("any", "view-token-1")).status_code == 200  # a browser
+        bearer = {"Authorization": "Bearer view-token-1"}
+        assert client.get(path, headers=bearer).status_code == 200
+    assert client.get("/healthz").status_code == 200  # the API is not the dashboard's
+
+    bare = TestClient(create_app(store, ADMIN, dashboard=False))
+    assert bare.get("/").status_code == 404 and bare.get(page).status_code == 404

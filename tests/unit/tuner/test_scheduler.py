@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from autotune.agent import MIN_TRIAL_S, AgentRunner, ExperimentInfo, Lease, trial_duration_s
+from autotune.agent import (
+    MIN_TRIAL_S,
+    AgentRunner,
+    ExperimentInfo,
+    Lease,
+    TrialOutcome,
+    trial_duration_s,
+)
 from autotune.optimizers import OPTIMIZERS, Optimizer, Suggestion
 from autotune.spec import Config
 from autotune.store import Experiment, Store, now
@@ -304,3 +311,27 @@ def test_a_time_budget_set_later_starts_the_screen(
     store.update_experiment(exp, settings=_clock(0, 600))  # as the service's PATCH does
     lease = scheduler.lease("a")
     assert lease is not None and lease.fidelity == pytest.approx(1 / 9)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_a_space_used_up_before_the_budget_ends_the_search_with_a_note(
+    store: Store, exp_with: Callable[..., Experiment], parallelism: int
+) -> None:
+    # One enum knob of three values: three configs, and a budget of eight.
+    exp = exp_with(optimizer="random", knobs=["mode"], budget=8, parallelism=parallelism)
+    scheduler = Scheduler(store)
+    seen = []
+    while (lease := scheduler.lease("a")) is not None:
+        seen.append(lease.config["mode"])
+        done = TrialOutcome(
+            status="ok",
+            metrics={"tps": 100.0 + len(seen)},
+            timings={"measure_s": 1.0, "total_s": 1.0},
+            started_at=now(),
+            finished_at=now(),
+        )
+        scheduler.report("a", lease.trial_id, lease.lease_id, done)
+    assert sorted(seen) == ["a", "b", "c"]  # each config once, none lost to the batch
+    assert store.require_experiment("fid").status == "done"
+    [note] = store.analyses(exp, "search")
+    assert note.result == {"ended": "exhausted", "trials": 3, "budget": 8}
