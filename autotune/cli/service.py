@@ -26,9 +26,8 @@ from autotune.cli._common import (
 )
 from autotune.cli.tune import _action, _Interrupted, _on_sigterm
 from autotune.service import HttpClient, ServiceError, check_admin_token, create_app
-from autotune.service._models import NAME_PATTERN
 from autotune.spec import Spec, SpecError
-from autotune.store import StoreError, Trial
+from autotune.store import NAME_PATTERN, NAME_RULE, StoreError, Trial
 from autotune.systems import System, SystemError_
 from autotune.systems.postgres import public_dsn
 from autotune.tuner import DEFAULT_LEASE_S
@@ -137,7 +136,7 @@ def agents_add(
 ) -> None:
     """Register an agent and print its token once; the store keeps only a hash of it."""
     if not re.match(NAME_PATTERN, name):
-        fail(f"agent name {name!r}: use letters, digits, '-', '_', '.' (up to 128)")
+        fail(f"agent name {name!r}: use {NAME_RULE}")
     with open_store(store) as st:
         token = st.add_agent(name)
     console.print(f"agent [bold]{name}[/] added. Its token, shown only now:", soft_wrap=True)

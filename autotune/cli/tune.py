@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 import signal
 import threading
 import time
@@ -38,7 +39,7 @@ from autotune.optimizers import OPTIMIZERS
 from autotune.service import AdminClient, ServiceError
 from autotune.service._models import TrialOut
 from autotune.spec import Config, Machine, Spec
-from autotune.store import Trial
+from autotune.store import StoreError, Trial, check_name
 from autotune.systems._registry import applier_kind, known_kinds
 from autotune.systems.postgres import public_dsn
 from autotune.tuner import (
@@ -369,6 +370,11 @@ def tune(
     store: StoreOption = None,
 ) -> None:
     """Tune a system: the baseline, the optimiser's search, then a paired verification."""
+    if experiment is not None:
+        try:
+            check_name(experiment)  # the API's rule: every name must be reachable there too
+        except StoreError as exc:
+            fail(f"--experiment: {exc}")
     spec = load_system_spec(system, knobs_dirs=knobs_dir or ())
     wl = load_workload(workload)
     if from_experiment is not None and not (knobs or "").startswith("top:"):
@@ -414,7 +420,7 @@ def tune(
         if knobs is not None:
             names = [n.strip() for n in knobs.split(",") if n.strip()]
             request["knobs"] = knobs.strip() if knobs.strip().startswith("group:") else names
-        name = experiment or f"{spec.system}-{wl.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+        name = experiment or default_name(spec.system, wl.name)
         _tune_remote(server, admin_token, spec, {"name": name, **request})
         return
     if parallel is not None:
@@ -423,7 +429,7 @@ def tune(
         fail("--restart-command, --data-dir and --apply-best need --dsn")
     machine = Machine.local()
     with open_store(store) as st:
-        name = experiment or (f"{spec.system}-{wl.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+        name = experiment or default_name(spec.system, wl.name)
         recorded = st.experiment(name)
         if recorded is not None:
             optimizer = optimizer or recorded.optimizer
@@ -551,6 +557,12 @@ def tune(
         if interrupted:
             console.print(f"resume with: autotune tune … --experiment {name}")
             raise typer.Exit(130)
+
+
+def default_name(system: str, workload: str) -> str:
+    """``postgres-pgbench-tpcb-20261202-161500``: a valid name ('+' of a composite is '_')."""
+    stamp = f"{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{system}-{workload}-{stamp}")[:128]
 
 
 def _top_knobs(

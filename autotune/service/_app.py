@@ -32,7 +32,6 @@ from autotune import __version__
 from autotune.agent import ExperimentInfo, TrialOutcome, materialize_workload
 from autotune.service._dashboard import add_dashboard
 from autotune.service._models import (
-    NAME_PATTERN,
     AgentCreate,
     AgentToken,
     BestOut,
@@ -51,7 +50,7 @@ from autotune.service._models import (
     TrialOut,
 )
 from autotune.spec import Machine, Spec, SpecError, parse_spec
-from autotune.store import Experiment, LeaseConflict, Store, StoreError, token_hash
+from autotune.store import NAME_PATTERN, Experiment, LeaseConflict, Store, StoreError, token_hash
 from autotune.systems._registry import applier_kind, known_kinds
 from autotune.tuner import (
     DEFAULT_LEASE_S,

@@ -14,13 +14,12 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from autotune.agent import Lease, trial_duration_s
 from autotune.optimizers import OPTIMIZERS
-from autotune.store import Experiment, Trial
+from autotune.store import NAME_PATTERN, Experiment, Trial
 from autotune.tuner import DEFAULT_OPTIMIZER, RobustBest
 
 KiB = 1024
 MiB = 1024 * KiB
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 KNOB_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$"  # the spec's NAME_RE, bounded
 LEASE_ID_PATTERN = r"^[0-9a-f]{32}$"  # Store.lease_next: secrets.token_hex(16)
 MAX_DB_INT = 2**31 - 1  # the store's Integer columns: larger ids or seeds would not fit

@@ -8,6 +8,8 @@ from autotune.store._exchange import (
 )
 from autotune.store._store import (
     FINISHED,
+    NAME_PATTERN,
+    NAME_RULE,
     PHASES,
     Analysis,
     Experiment,
@@ -16,6 +18,7 @@ from autotune.store._store import (
     Store,
     StoreError,
     Trial,
+    check_name,
     default_url,
     now,
     token_hash,
@@ -24,6 +27,8 @@ from autotune.store._store import (
 
 __all__ = [
     "FINISHED",
+    "NAME_PATTERN",
+    "NAME_RULE",
     "PHASES",
     "Analysis",
     "Experiment",
@@ -32,6 +37,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Trial",
+    "check_name",
     "default_url",
     "export_experiment",
     "import_experiment",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import secrets
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -121,6 +122,16 @@ class Analysis:
 FINISHED = ("ok", "failed")
 PHASES = ("search", "control", "verify")
 SEEN_EVERY_S = 60  # how often an agent's last use is written, at most
+# Experiment and agent names: what a URL path segment, a file name and a shell word
+# can all carry as they are. The CLI, the API and import check this one pattern.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter or digit, up to 128"
+
+
+def check_name(name: str, what: str = "experiment") -> None:
+    """Raise StoreError unless ``name`` is a valid experiment (or agent) name."""
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+        raise StoreError(f"{what} name {name!r}: use {NAME_RULE}")
 
 
 @dataclass
@@ -391,6 +402,7 @@ class Store:
         settings: dict[str, Any],
         workload_files: dict[str, str] | None = None,
     ) -> Experiment:
+        check_name(name)
         try:
             with self._session() as session:
                 spec_id = self._put_spec(session, system, spec_content, spec_hash, spec_path)
@@ -875,6 +887,7 @@ class Store:
     # -- agents -----------------------------------------------------------------------
     def add_agent(self, name: str) -> str:
         """Register an agent; returns its token, which is shown once and stored only hashed."""
+        check_name(name, "agent")
         token = secrets.token_urlsafe(32)
         try:
             with self._session() as session:

@@ -106,6 +106,17 @@ def test_duplicate_experiment_name(store: Store, make_experiment: MakeExperiment
     assert store.require_experiment("dup").seed == 1
 
 
+@pytest.mark.parametrize("name", ["a/b", "../x", "", "-lead", "sp ace", "x" * 129, "pg+linux"])
+def test_a_name_the_api_could_not_reach_is_refused(
+    store: Store, make_experiment: MakeExperiment, name: str
+) -> None:
+    with pytest.raises(StoreError, match=r"experiment name .*: use letters, digits"):
+        make_experiment(name)
+    with pytest.raises(StoreError, match=r"agent name .*: use letters, digits"):
+        store.add_agent(name)
+    assert store.experiments() == []
+
+
 def test_unknown_experiment_lists_the_known_ones(
     store: Store, store_url: str, make_experiment: MakeExperiment
 ) -> None:
