@@ -50,7 +50,15 @@ from autotune.service._models import (
     TrialOut,
 )
 from autotune.spec import Machine, Spec, SpecError, parse_spec
-from autotune.store import NAME_PATTERN, Experiment, LeaseConflict, Store, StoreError, token_hash
+from autotune.store import (
+    NAME_PATTERN,
+    BadReport,
+    Experiment,
+    LeaseConflict,
+    Store,
+    StoreError,
+    token_hash,
+)
 from autotune.systems._registry import applier_kind, known_kinds
 from autotune.tuner import (
     DEFAULT_LEASE_S,
@@ -175,6 +183,11 @@ def create_app(
             lines.insert(0, f"body: send JSON with Content-Type: application/json, not {sent}")
         shown = "; ".join(lines[:5]) + (f"; and {len(lines) - 5} more" if len(lines) > 5 else "")
         body = Problem(detail=f"invalid request: {shown}", problems=lines).model_dump()
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(BadReport)
+    def _bad_report(request: Request, exc: BadReport) -> Response:
+        body = Problem(detail=str(exc), problems=[str(exc)]).model_dump()
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(LeaseConflict)

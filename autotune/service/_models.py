@@ -10,7 +10,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from autotune.agent import Lease, trial_duration_s
 from autotune.optimizers import OPTIMIZERS
@@ -480,6 +487,15 @@ class OutcomeIn(Strict):
     log_excerpt: LongText | None = None
     started_at: Timestamp | None = None
     finished_at: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _in_order(self) -> OutcomeIn:
+        if self.started_at and self.finished_at and self.finished_at < self.started_at:
+            raise ValueError(
+                f"finished_at {self.finished_at.isoformat()} is before started_at "
+                f"{self.started_at.isoformat()}"
+            )
+        return self
 
 
 class ReportIn(Strict):

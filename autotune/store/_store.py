@@ -212,6 +212,14 @@ class LeaseConflict(StoreError):
     """A lease that is not (or no longer) the caller's: nothing was recorded."""
 
 
+class BadReport(StoreError):
+    """A report that cannot be true: its times fall before the lease or in the future."""
+
+
+# How far an agent's clock may be from the tuner's before its report's times are refused.
+CLOCK_SKEW = timedelta(seconds=60)
+
+
 @dataclass
 class Proposal:
     """A config the tuner wants measured, before any agent has it."""
@@ -869,6 +877,7 @@ class Store:
         _check_numbers(result)
         with self._session() as session:
             row = self._held(session, trial_id, lease_id, agent)
+            _check_times(row, result)
             row.status = result.status
             row.objective = result.objective
             row.started_at = result.started_at
@@ -935,6 +944,27 @@ class Store:
                 (r.name, _aware(r.created_at), r.last_seen_at and _aware(r.last_seen_at))
                 for r in rows
             ]
+
+
+def _check_times(row: TrialRow, result: Trial) -> None:
+    """A result's times lie between the lease that ran it and now (give or take a clock)."""
+    leased = [h for h in row.status_history if h and h[0] == "leased"]
+    since = datetime.fromisoformat(leased[-1][1]) if leased else None
+    latest = now() + CLOCK_SKEW
+    for what, at in (("started_at", result.started_at), ("finished_at", result.finished_at)):
+        if at is None:
+            continue
+        at = _aware(at)
+        if since is not None and at < _aware(since) - CLOCK_SKEW:
+            raise BadReport(
+                f"trial {row.number}: {what} {at.isoformat()} is before the trial was leased "
+                f"({since.isoformat()}); nothing was recorded"
+            )
+        if at > latest:
+            raise BadReport(
+                f"trial {row.number}: {what} {at.isoformat()} is in the future; "
+                "nothing was recorded"
+            )
 
 
 def _check_numbers(trial: Trial) -> None:

@@ -54,9 +54,10 @@ def ok_outcome(tps: float = 100.0, **overrides: Any) -> dict[str, Any]:
         "status": "ok",
         "metrics": {"tps": tps, "latency_avg_ms": 2.5},
         "timings": {"measure_s": 2.0, "total_s": 3.0},
-        "status_history": [["apply", "2026-01-01T00:00:00+00:00"]],
-        "started_at": "2026-01-01T00:00:00+00:00",
-        "finished_at": "2026-01-01T00:00:03+00:00",
+        # Times as an agent reports them: after the lease, not in the future.
+        "status_history": [["apply", now().isoformat()]],
+        "started_at": now().isoformat(),
+        "finished_at": now().isoformat(),
     }
     outcome.update(overrides)
     return outcome

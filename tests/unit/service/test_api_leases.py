@@ -361,3 +361,29 @@ def test_the_time_budget_stops_leases(service: Service) -> None:
     assert out["status"] == "done" and out["finished"] == 1
     assert out["time_budget_s"] == 600.0
     assert datetime.fromisoformat(out["deadline"]) < datetime.now(UTC)
+
+
+def test_a_report_whose_times_cannot_be_true_is_refused_and_records_nothing(
+    service: Service,
+) -> None:
+    service.create(parallelism=1, budget=2)
+    lease = service.lease("a1")
+    assert lease is not None
+    t = datetime.now(UTC)
+    backwards = _report(
+        service, lease, started_at=t.isoformat(), finished_at=(t - timedelta(1)).isoformat()
+    )
+    assert backwards.status_code == 422
+    assert "is before started_at" in backwards.json()["detail"]
+    epoch = _report(service, lease, started_at=None, finished_at=0)  # 1970
+    assert epoch.status_code == 422
+    assert (
+        "finished_at 1970-01-01T00:00:00+00:00 is before the trial was leased"
+        in (epoch.json()["detail"])
+    )
+    later = (t + timedelta(hours=1)).isoformat()
+    future = _report(service, lease, started_at=t.isoformat(), finished_at=later)
+    assert future.status_code == 422 and "is in the future" in future.json()["detail"]
+    [trial] = service.trials()
+    assert trial["status"] == "leased"  # nothing was recorded: the agent may report again
+    assert _report(service, lease).status_code == 200
