@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from autotune.cli._common import StoreOption, friendly, open_store
+from autotune.cli._common import StoreOption, fail, friendly, open_store
+from autotune.spec import KnobValueError, Machine, SpecError, parse_spec
 from autotune.store import export_experiment, import_experiment, read_export, write_export
 
 
@@ -52,6 +53,12 @@ def import_(
     was exported comes in as pending, so an agent of this store can run it.
     """
     doc = read_export(file)
+    problems = config_problems(doc, str(file))
+    if problems:
+        fail(
+            "\n".join(problems[:20])
+            + (f"\n… and {len(problems) - 20} more" if problems[20:] else "")
+        )
     with open_store(store) as st:
         experiment = import_experiment(st, doc, name)
         where = st.safe_url
@@ -59,6 +66,33 @@ def import_(
         f"imported experiment {experiment.name!r} ({_count(len(doc['trials']))}) "
         f"from {file} into {where}"
     )
+
+
+def config_problems(doc: dict[str, Any], where: str) -> list[str]:
+    """Every trial config of an export checked against its own spec, on its machine: a
+    config outside the spec's knobs or bounds would be applied by a resume or replay."""
+    experiment = doc["experiment"]
+    machine = experiment["settings"].get("machine")
+    try:
+        spec = parse_spec(
+            experiment["spec"]["content"],
+            experiment["spec"]["path"],
+            Machine(**machine) if isinstance(machine, dict) else None,
+        )
+    except (SpecError, TypeError) as exc:
+        return [f"{where}: experiment.spec: {exc}"]
+    problems = []
+    for i, trial in enumerate(doc["trials"]):
+        for knob, value in trial["config"].items():
+            at = f"{where}: trials[{i}].config.{knob}"
+            if knob not in spec.knobs:
+                problems.append(f"{at}: not a knob of the experiment's spec")
+                continue
+            try:
+                spec.knobs[knob].validate(value)
+            except KnobValueError as exc:
+                problems.append(f"{at}: {exc}")
+    return problems
 
 
 def _count(n: int) -> str:

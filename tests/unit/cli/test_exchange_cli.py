@@ -149,3 +149,27 @@ def test_bench_export_recorded_writes_the_versioned_format(
     assert doc["version"] == 2 and [t["number"] for t in doc["trials"]] == [1, 2, 3]
     result = runner.invoke(autotune_app, [*args[:2], "nope", *args[3:]])
     assert result.exit_code == 2 and "no experiment 'nope'" in result.stderr
+
+
+def test_import_refuses_configs_outside_the_spec_and_writes_nothing(
+    store: Store, store_url: str, filled: Experiment, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    assert (
+        runner.invoke(app, ["export", "bench", "--out", str(out), "--store", store_url]).exit_code
+        == 0
+    )
+    doc = json.loads(out.read_text())
+    doc["trials"][1]["config"]["mem"] = 10**12  # far above the toy spec's max
+    doc["trials"][2]["config"]["bogus"] = 1
+    out.write_text(json.dumps(doc))
+    other_url = f"sqlite:///{tmp_path / 'other.db'}"
+    result = runner.invoke(app, ["import", str(out), "--store", other_url])
+    assert result.exit_code == 2
+    assert f"{out}: trials[1].config.mem:" in result.output
+    assert f"{out}: trials[2].config.bogus: not a knob of the experiment's spec" in result.output
+    other = Store(other_url)
+    try:
+        assert other.experiments() == []
+    finally:
+        other.close()
