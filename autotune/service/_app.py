@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,6 +76,7 @@ from autotune.tuner import (
 from autotune.workloads import WorkloadDef
 
 log = logging.getLogger("autotune.service")
+RETRY_AFTER_S = 5  # what a 503 for a store outage tells clients to wait
 
 # Tokens are opaque printable ASCII; agent tokens are secrets.token_urlsafe(32).
 TOKEN_RE = re.compile(r"^[\x21-\x7e]{16,512}$")
@@ -184,6 +186,16 @@ def create_app(
         shown = "; ".join(lines[:5]) + (f"; and {len(lines) - 5} more" if len(lines) > 5 else "")
         body = Problem(detail=f"invalid request: {shown}", problems=lines).model_dump()
         return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    def _store_down(request: Request, exc: DBAPIError) -> Response:
+        # The store is unreachable or refused the connection: a pause, not a bug. Agents
+        # and clients retry 5xx with backoff; Retry-After says when.
+        line = "the results store is unavailable; retry shortly"
+        log.warning("store error on %s %s: %s", request.method, request.url.path, exc.orig)
+        body = Problem(detail=line, problems=[line]).model_dump()
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(BadReport)
     def _bad_report(request: Request, exc: BadReport) -> Response:

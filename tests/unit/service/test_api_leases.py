@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy.exc import OperationalError
 
 from autotune.agent import Lease
 from autotune.store import Proposal
@@ -387,3 +389,19 @@ def test_a_report_whose_times_cannot_be_true_is_refused_and_records_nothing(
     [trial] = service.trials()
     assert trial["status"] == "leased"  # nothing was recorded: the agent may report again
     assert _report(service, lease).status_code == 200
+
+
+def test_a_store_outage_answers_503_with_retry_after(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service.create(parallelism=1, budget=2)
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(service.store, "running_experiments", down)
+    response = service.client.post("/api/lease", json={}, headers=service.agent("a1"))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["detail"] == "the results store is unavailable; retry shortly"
+    assert "connection refused" not in response.text  # nothing of the store's internals
