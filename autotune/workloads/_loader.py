@@ -113,7 +113,7 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
             bad("builtin", f"{data['builtin']!r} is not one of {', '.join(PGBENCH_BUILTINS)}")
         if "script" in data:
             script = _resolve(path.parent, str(data["script"]))
-            if not _is_file(script):
+            if _inside(path.parent, script) and not _is_file(script):
                 bad("script", f"file not found: {script}")
             params["script"] = str(script)
         else:
@@ -137,7 +137,7 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
                 bad(fld, "missing (a path relative to the workload file)")
         if isinstance(data.get("setup"), str):
             setup = _resolve(path.parent, data["setup"])
-            if not _is_file(setup):
+            if _inside(path.parent, setup) and not _is_file(setup):
                 bad("setup", f"file not found: {setup}")
             params["setup"] = str(setup)
         pattern = data.get("queries")
@@ -158,7 +158,9 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
     named = [params.get("script"), params.get("setup"), *params.get("queries", [])]
     for file in (Path(f) for f in named if f):
         rel = Path(os.path.relpath(file, path.parent.resolve()))
-        if ".." in rel.parts:
+        if not _inside(path.parent, file):
+            # Said whether or not the file exists: a workload from the service must not
+            # learn which files the tuner's host has.
             bad("files", f"{file} is outside the workload's folder; agents could not get it")
         elif _is_file(file):
             files[rel.as_posix()] = file.read_text()
@@ -185,6 +187,11 @@ def _resolve(folder: Path, name: str) -> Path:
         return (folder / name).resolve()
     except OSError:
         return folder / name
+
+
+def _inside(folder: Path, file: Path) -> bool:
+    """``file`` (resolved) lies in ``folder`` or below it."""
+    return ".." not in Path(os.path.relpath(file, folder.resolve())).parts
 
 
 def _is_file(path: Path) -> bool:

@@ -276,3 +276,25 @@ def test_load_workload_by_path_and_unknown_names(tmp_path: Path) -> None:
     assert "pgbench-tpcb" in line  # the built-in ones are listed
     with pytest.raises(SpecError, match="workload file not found"):
         load_workload(str(tmp_path / "missing.yaml"))
+
+
+@pytest.mark.parametrize("field", ["script", "setup"])
+def test_a_path_outside_the_folder_says_the_same_whether_or_not_it_exists(
+    tmp_path: Path, field: str
+) -> None:
+    def said(target: str) -> list[str]:
+        body = (
+            f"kind: pgbench\nscript: {target}\n"
+            if field == "script"
+            else f"kind: sql-set\nsetup: {target}\nqueries: q.sql\n"
+        )
+        (tmp_path / "q.sql").write_text("SELECT 1;\n")
+        found = problems(
+            tmp_path, "name: w\nsystem: postgres\n" + body + "objective: {metric: tps}\n"
+        )
+        return [line.replace(target, "PATH") for line in found if "PATH" not in line]
+
+    there, missing = said("/etc/passwd"), said("/etc/no-such-file-x")
+    assert there == missing
+    assert any("outside the workload's folder" in line for line in there)
+    assert not any("not found" in line for line in there)
