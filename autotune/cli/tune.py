@@ -544,10 +544,18 @@ def tune(
                 f"time budget of {time_budget:g}s reached: {summary.trials} of {trials} trials run"
             )
         ended = st.analyses(exp, "search")
-        if ended and ended[-1].result.get("ended") == "exhausted":
+        why = ended[-1].result if ended else {}
+        if why.get("ended") == "exhausted":
             console.print(
                 f"note: the search space holds no untried valid config: the search ended "
-                f"after {ended[-1].result.get('trials')} of {trials} trials"
+                f"after {why.get('trials')} of {trials} trials"
+            )
+        elif why.get("ended") == "baseline failed":
+            console.print(
+                f"[red]error:[/] the spec's defaults (the baseline) failed twice, so nothing "
+                f"else was tried: {why.get('error')}. Fix the defaults in {spec.path}, or "
+                "leave the failing knob out with --knobs",
+                soft_wrap=True,
             )
         _print_summary(spec, summary, wall_s, events.setup_s, runner.measured_s)
         if keep is not None:
@@ -557,6 +565,8 @@ def tune(
         if interrupted:
             console.print(f"resume with: autotune tune … --experiment {name}")
             raise typer.Exit(130)
+        if why.get("ended") == "baseline failed":
+            raise typer.Exit(1)
 
 
 def default_name(system: str, workload: str) -> str:

@@ -98,7 +98,12 @@ class _Cache:
     from_state: bool = False  # built with the stored state loaded
     warm_done: bool = False  # the warm start (if any) has been resolved and told
     arms: tuple[int, list[Arm]] | None = None  # (last search trial, the verification's arms)
-    exhausted: bool = False  # the space has no untried valid config: the search is over
+    # Why the search ended before its budget: "exhausted" (no untried valid config left)
+    # or "baseline failed" (the spec's defaults failed twice); None while it goes on.
+    ended: str | None = None
+
+
+BASELINE_TRIES = 2  # a failed baseline is tried once more (a passing fault), then no more
 
 
 def _controls(experiment: Experiment) -> int:
@@ -149,9 +154,8 @@ class Scheduler:
             else:
                 cached.saved_state = state
                 cached.from_state = True
-        cached.exhausted = any(
-            a.result.get("ended") == "exhausted" for a in self.store.analyses(experiment, "search")
-        )
+        notes = self.store.analyses(experiment, "search")
+        cached.ended = notes[-1].result.get("ended") if notes else None
         if warm is not None:
             for config, loss in warm.observations:
                 optimizer.tell(config, loss)
@@ -242,17 +246,28 @@ class Scheduler:
             trials, optimizer = self._history(experiment)
             proposals = self._plan(experiment, trials, optimizer, room)
         self._save_state(experiment, optimizer)
-        if not proposals and self._cache[experiment.id].exhausted:
+        if not proposals and self._cache[experiment.id].ended:
             if any(not t.finished for t in trials):
                 return []  # the verification (if any) waits for the search's last trials
             return self.propose(experiment, room)  # no longer searching: what follows
         return proposals
 
-    def _exhausted(self, experiment: Experiment) -> bool:
-        """The search found the space used up (here, or as the store said when the
-        optimiser was built)."""
+    def _ended(self, experiment: Experiment) -> bool:
+        """The search ended before its budget (found here, or as the store said when the
+        optimiser was built): the space is used up, or the baseline cannot run."""
         cached = self._cache.get(experiment.id)
-        return cached is not None and cached.exhausted
+        return cached is not None and cached.ended is not None
+
+    def _end_search(self, experiment: Experiment, why: str, **detail: Any) -> None:
+        """End the search, once, with a note kept as the experiment's "search" analysis."""
+        cached = self._cache[experiment.id]
+        if cached.ended is not None:
+            return
+        cached.ended = why
+        log.info("experiment %s: search ended: %s %s", experiment.name, why, detail)
+        self.store.add_analysis(
+            experiment, "search", {"ended": why, "budget": experiment.budget, **detail}
+        )
 
     def _suggest(
         self,
@@ -264,26 +279,19 @@ class Scheduler:
     ) -> list[Suggestion]:
         """The optimiser's next ``n``; none once a small space is used up, which ends the
         search with a note, kept as the experiment's "search" analysis."""
-        cached = self._cache[experiment.id]
-        if cached.exhausted:
+        if self._ended(experiment):
             return []
         for k in range(n, 0, -1):  # fewer than n may still be untried
             try:
                 return optimizer.suggest(k, pending=pending)
             except SpaceExhausted:
                 continue
-        cached.exhausted = True
         # The search's trials so far, and those proposed in this call (the pending ones
         # that are not in flight).
         search = (
             sum(t.searched for t in trials) + len(pending) - sum(not t.finished for t in trials)
         )
-        log.info("experiment %s: search space exhausted after %d trials", experiment.name, search)
-        self.store.add_analysis(
-            experiment,
-            "search",
-            {"ended": "exhausted", "trials": search, "budget": experiment.budget},
-        )
+        self._end_search(experiment, "exhausted", trials=search)
         return []
 
     def _plan(
@@ -302,6 +310,19 @@ class Scheduler:
         trials = [t for t in trials if t.searched]
         in_flight = [Suggestion(t.config, t.fidelity, t.repeat) for t in trials if not t.finished]
         proposals: list[Proposal] = []
+        failed = [t for t in trials if t.is_baseline and t.status == "failed"]
+        if len(failed) >= BASELINE_TRIES and not any(t.is_baseline and t.ok for t in trials):
+            # The spec's defaults do not run here: every other config is measured against
+            # them, so nothing else is tried.
+            # The history is light (no errors): the last failure's comes from the store.
+            full = [t for t in self.store.trials(experiment) if t.number == failed[-1].number]
+            self._end_search(
+                experiment,
+                "baseline failed",
+                trials=len(trials),
+                error=(full[0].error if full else None) or "no error recorded",
+            )
+            return controls
         if not any(t.is_baseline and t.status != "failed" for t in trials):
             number += 1
             proposals.append(Proposal(number, space.default(), is_baseline=True))
@@ -320,7 +341,7 @@ class Scheduler:
                         repeat=suggestion.repeat,
                     )
                 )
-        if self._cache[experiment.id].exhausted:
+        if self._ended(experiment):
             return controls + proposals  # nothing new to race against: the search is over
         racing = room - len(proposals)
         if racing > 0:
@@ -418,7 +439,7 @@ class Scheduler:
         search = [t for t in trials if t.searched]
         if any(not t.finished for t in search):
             return True
-        if self._exhausted(experiment):
+        if self._ended(experiment):
             return False
         return len(search) < experiment.budget and not self._search_out_of_time(experiment, search)
 
@@ -507,7 +528,7 @@ class Scheduler:
             search = self.store.trial_counts(experiment, phase="search")
             if _finished(search) >= experiment.budget or self._out_of_time(experiment):
                 return True
-            return self._exhausted(experiment)
+            return self._ended(experiment)
         trials, optimizer = self._history(experiment)
         if self._searching(experiment, trials):
             return False

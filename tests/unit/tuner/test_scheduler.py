@@ -335,3 +335,28 @@ def test_a_space_used_up_before_the_budget_ends_the_search_with_a_note(
     assert store.require_experiment("fid").status == "done"
     [note] = store.analyses(exp, "search")
     assert note.result == {"ended": "exhausted", "trials": 3, "budget": 8}
+
+
+def test_a_baseline_that_fails_twice_ends_the_search_with_its_error(
+    store: Store, exp_with: Callable[..., Experiment]
+) -> None:
+    exp = exp_with(optimizer="random", budget=6)
+    scheduler = Scheduler(store)
+    ran = []
+    while (lease := scheduler.lease("a")) is not None:
+        ran.append(lease.is_baseline)
+        broken = TrialOutcome(
+            status="failed",
+            error="PostgreSQL did not start",
+            timings={"total_s": 1.0},
+            started_at=now(),
+            finished_at=now(),
+        )
+        scheduler.report("a", lease.trial_id, lease.lease_id, broken)
+    assert ran == [True, True]  # retried once, then nothing else is measured against it
+    assert store.require_experiment("fid").status == "done"
+    [note] = store.analyses(exp, "search")
+    assert note.result["ended"] == "baseline failed"
+    assert note.result["error"] == "PostgreSQL did not start"
+    # A new scheduler (a restarted service) reads the note: still nothing to run.
+    assert Scheduler(store).lease("a") is None
