@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from autotune._tmp import OwnedTempDir
 from autotune.agent._agent import Agent, PhaseCallback, TrialOutcome
 from autotune.agent._client import (
     ExperimentInfo,
@@ -94,7 +95,7 @@ class AgentRunner:
         self.close()
         machine = Machine(**info.machine) if info.machine else None
         spec = parse_spec(info.spec_content, info.spec_path, machine)
-        tmp = tempfile.TemporaryDirectory(prefix="autotune-workload-")
+        tmp = OwnedTempDir("autotune-workload-")
         try:
             workload = materialize_workload(info, Path(tmp.name))
             if self.policy is not None:  # before anything of the experiment's runs

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import signal
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from autotune._tmp import OwnedTempDir
 from autotune.agent import Agent, materialize_workload
 from autotune.baseline import DB_TYPES, STORAGES, PgtuneInput, pgtune_config
 from autotune.cli._common import (
@@ -149,7 +149,7 @@ def _verify(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="autotune-verify-") as tmp:
+    with OwnedTempDir("autotune-verify-") as tmp:
         workload_def = materialize_workload(info, Path(tmp))
         agent = Agent(system, make_workload(workload_def), length)
 

@@ -39,11 +39,11 @@ import re
 import shlex
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
+from autotune._tmp import OwnedTempDir
 from autotune.systems import System
 from autotune.systems.generic._template import UnknownPlaceholder, fill_argv, placeholders_in
 from autotune.workloads._base import Phase, Workload, WorkloadError, WorkloadResult
@@ -229,7 +229,7 @@ class CommandWorkload(Workload):
         program = shutil.which(argv[0])
         if program is None:
             raise WorkloadError(f"{what}: program not found: {argv[0]!r}; install it or fix PATH")
-        with tempfile.TemporaryDirectory(prefix="autotune-cmd-") as scratch:
+        with OwnedTempDir("autotune-cmd-") as scratch:
             try:
                 result = subprocess.run(
                     [os.path.abspath(program), *argv[1:]],  # it runs in a scratch directory

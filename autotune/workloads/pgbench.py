@@ -13,7 +13,6 @@ import math
 import os
 import re
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import psycopg2
 
+from autotune._tmp import OwnedTempDir
 from autotune.systems import System, SystemError_
 from autotune.systems.postgres import PostgresSystem, find_program
 from autotune.workloads._base import Phase, Workload, WorkloadError, WorkloadResult
@@ -181,7 +181,7 @@ class PgbenchWorkload(Workload):
             t0 = time.monotonic()
             self._pgbench(pg, self._run_args(self.definition.warmup_s), self._timeout(duration))
             result.warmup_s = time.monotonic() - t0
-        with tempfile.TemporaryDirectory(prefix="autotune-pgbench-") as tmp:
+        with OwnedTempDir("autotune-pgbench-") as tmp:
             phase("measure")
             t0 = time.monotonic()
             output = self._pgbench(
