@@ -8,9 +8,10 @@ and restores the system.
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from autotune._tmp import OwnedTempDir
@@ -86,7 +87,7 @@ class AgentRunner:
         self.workload: WorkloadDef | None = None
         self.trials_run = 0
         self.measured_s = 0.0
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: OwnedTempDir | None = None
 
     def _agent_for(self, info: ExperimentInfo) -> Agent:
         """The agent for this experiment: set up once, reused for all its trials."""
@@ -176,15 +177,37 @@ class AgentRunner:
         self.events.phase(name)
 
     def close(self, keep: Config | None = None) -> None:
-        """Restore the system (or leave ``keep`` applied) and let it go."""
-        agent, self.agent, self.current, self.workload = self.agent, None, None, None
-        try:
-            if agent is not None:
-                agent.stop(keep)
-        finally:
-            if self._tmp is not None:
-                self._tmp.cleanup()
-                self._tmp = None
+        """Restore the system (or leave ``keep`` applied) and let it go.
+
+        A Ctrl-C while this runs (a second one, say, right after the first) waits until
+        it is done: half a restore, or half a deleted sandbox, is worse than a late stop.
+        """
+        with _deferred_sigint():
+            agent, self.agent, self.current, self.workload = self.agent, None, None, None
+            try:
+                if agent is not None:
+                    agent.stop(keep)
+            finally:
+                if self._tmp is not None:
+                    self._tmp.cleanup()
+                    self._tmp = None
+
+
+@contextlib.contextmanager
+def _deferred_sigint() -> Iterator[None]:
+    """Hold SIGINT back until the block ends, then raise it if it came (main thread only,
+    where Python delivers signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if came and previous is signal.default_int_handler:
+        raise KeyboardInterrupt
 
 
 def _refused(error: str) -> TrialOutcome:

@@ -1,0 +1,34 @@
+"""A Ctrl-C during the runner's cleanup waits for the cleanup to finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytest
+
+from autotune.agent import AgentRunner
+
+
+class Halting:
+    """An agent whose restore is interrupted half-way by a Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+
+    def stop(self, keep: Any = None) -> None:
+        self.steps.append("restore")
+        os.kill(os.getpid(), signal.SIGINT)  # the user's second Ctrl-C
+        self.steps.append("destroy sandbox")  # must still happen
+
+
+def test_a_ctrl_c_during_close_is_held_until_the_cleanup_is_done() -> None:
+    runner = AgentRunner(client=None, make_system=lambda spec: None)  # type: ignore[arg-type]
+    agent = Halting()
+    runner.agent = agent  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        runner.close()
+    assert agent.steps == ["restore", "destroy sandbox"]
+    assert runner.agent is None
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
