@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from autotune.store import Store
 from tests.conftest import DATA
-from tests.integration.pgutil import cli_env, postmasters_in, run_cli
+from tests.integration.pgutil import run_cli
 
 pytestmark = pytest.mark.pg
 
@@ -264,45 +260,6 @@ def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
         if text in line:
             return seen
     raise AssertionError(f"never saw {text!r}; output so far:\n{seen}")
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_mid_trial_cleans_up(workdir: Path, sig: signal.Signals) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "autotune", "tune", "--system", "postgres",
-            "--workload", TINY_TPCB, "--trials", "20", "--duration", "20",
-            "--experiment", "interrupted", *OLTP,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=workdir,
-        env=cli_env(workdir),
-        start_new_session=True,
-        # As `autotune tune … &` from a script starts it: with SIGINT ignored.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )  # fmt: skip
-    try:
-        _wait_for(proc, "setup done", timeout=120)
-        assert list(workdir.glob("sandboxes/autotune-pg-*")), "the sandbox should exist now"
-        time.sleep(3)  # inside the baseline's pgbench run
-        # Like Ctrl-C in a terminal: the whole process group (autotune and pgbench) gets it.
-        os.killpg(proc.pid, sig)
-        out, _ = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, out
-    assert "interrupted" in out
-    assert not postmasters_in(workdir)
-    assert not list(workdir.glob("sandboxes/autotune-pg-*"))
-    store = Store(f"sqlite:///{workdir / 'store.db'}")
-    experiment = store.require_experiment("interrupted")
-    # The unfinished trial was handed back, not half-recorded: a resume runs it first.
-    assert store.trials(experiment, finished_only=True) == []
-    assert [t.status for t in store.trials(experiment)] == ["pending"]
-    store.close()
 
 
 @pytest.mark.slow
