@@ -24,7 +24,7 @@ from autotune.cli._common import (
     open_store,
     postgres_target,
 )
-from autotune.cli.tune import _action, _Interrupted, _on_sigterm
+from autotune.cli.tune import _action, _Interrupted, _on_sigterm, interrupt_once
 from autotune.service import HttpClient, ServiceError, check_admin_token, create_app
 from autotune.spec import Spec, SpecError
 from autotune.store import NAME_PATTERN, NAME_RULE, StoreError, Trial
@@ -337,7 +337,7 @@ def agent(
     runner = AgentRunner(client, make_system, _AgentLines(), poll_s=poll_s, policy=policy)
     # Ctrl-C must work even when a parent shell started us with SIGINT ignored
     # (as `cmd &` does): cleanup depends on it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, interrupt_once)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     interrupted = False
     refused: ServiceError | None = None
@@ -353,7 +353,7 @@ def agent(
         try:
             runner.close()
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted else interrupt_once)
             signal.signal(signal.SIGTERM, previous)
             client.close()
     console.print(f"{runner.trials_run} trials run")

@@ -513,7 +513,7 @@ def tune(
         events.where = "managed sandbox" if dsn is None else public_dsn(dsn)
         # Ctrl-C must work even when a parent shell started us with SIGINT ignored
         # (as `cmd &` does): cleanup depends on it.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, interrupt_once)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         t_session = time.monotonic()
         interrupted = False
@@ -534,7 +534,8 @@ def tune(
             try:
                 runner.close(keep)
             finally:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                # After an interrupt, further Ctrl-Cs are ignored until we have exited.
+                signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted else interrupt_once)
                 signal.signal(signal.SIGTERM, previous)
         if summary is None:
             summary = summarize(st, exp)
@@ -567,6 +568,13 @@ def tune(
             raise typer.Exit(130)
         if why.get("ended") == "baseline failed":
             raise typer.Exit(1)
+
+
+def interrupt_once(signum: int, frame: FrameType | None) -> None:
+    """SIGINT: a KeyboardInterrupt the first time; every later one is ignored, so a
+    second Ctrl-C cannot break off the cleanup the first one started."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def default_name(system: str, workload: str) -> str:
