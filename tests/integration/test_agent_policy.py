@@ -60,7 +60,7 @@ def ended(follower: subprocess.Popen[str]) -> str:
     return out
 
 
-def agent_once(svc: Service, name: str, *allow: str) -> str:
+def agent_once(svc: Service, name: str, *allow: str, check: bool = True) -> str:
     token = svc.add_agent(name)
     result = subprocess.run(
         [
@@ -70,7 +70,8 @@ def agent_once(svc: Service, name: str, *allow: str) -> str:
         capture_output=True, text=True, cwd=svc.workdir, timeout=300,
         env={**cli_env(svc.workdir), "AUTOTUNE_AGENT_TOKEN": token},
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
 
@@ -127,6 +128,9 @@ def test_a_spec_that_starts_a_shell_runs_only_when_its_file_is_allowed(
     assert "does not run spec" in trial["error"] and "--allow-spec FILE" in trial["error"]
 
     follower = submit(service, "evil2", str(spec), workload)
-    agent_once(service, "trusting", "--allow-spec", str(spec))
-    ended(follower)
-    assert marker.read_text().startswith("uid=")  # the owner allowed it: it ran
+    # The owner allowed it, so it ran. The agent then stops: a pgbench workload cannot
+    # drive this fake server, which is beside the point here.
+    agent_once(service, "trusting", "--allow-spec", str(spec), check=False)
+    follower.kill()
+    follower.communicate(timeout=30)
+    assert marker.read_text().startswith("uid=")
