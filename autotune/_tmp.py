@@ -19,7 +19,8 @@ PREFIXES = ("autotune-workload-", "autotune-pgbench-", "autotune-cmd-", "autotun
 UNOWNED_AGE_S = 3600  # a directory without an owner file (being made, or very old)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -46,7 +47,7 @@ def sweep(root: Path | None = None) -> list[Path]:
                 if not old or not path.is_dir():
                     continue
             else:
-                if _alive(owner):
+                if pid_alive(owner):
                     continue
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
