@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import signal
-from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from autotune._resources import known_specs, search_dirs
 from autotune.cli._common import KnobsDirOption, console, err, fail, friendly
+from autotune.cli._listing import Column, Format, FormatOption, print_listing, say
 from autotune.spec import SpecError, load_spec
 from autotune.systems._registry import check_applier
 
@@ -48,37 +46,62 @@ def validate(
         raise typer.Exit(1)
 
 
+KNOB_COLUMNS = [
+    Column("knob", name=True),
+    Column("type", drop=4),
+    Column("default"),
+    Column("range", data=False),  # min .. max, or the values, wrapping at spaces
+    Column("min", table=False),
+    Column("max", table=False),
+    Column("scale", drop=5),
+    Column("apply", drop=2),
+    Column("safety"),  # kept: an unsafe knob must show as such at any width
+    Column("special", drop=6),
+    Column("tunable", drop=3, show=lambda v: "yes" if v else "fixed"),
+]
+
+
 @app.command()
 @friendly
-def show(file: Annotated[Path, typer.Argument(help="Spec file.")]) -> None:
+def show(
+    file: Annotated[Path, typer.Argument(help="Spec file.")],
+    format: FormatOption = Format.table,
+) -> None:
     """Print a spec's knobs as a table, bounds resolved on this machine."""
     spec = load_spec(file)
-    table = Table(title=f"{spec.system}: {spec.path}")
-    for col in ("knob", "type", "default", "min", "max", "scale", "apply", "safety", "special"):
-        table.add_column(col)
+    rows = []
     for knob in spec.knobs.values():
         if knob.numeric:
             lo, hi = knob.format(knob.lo), knob.format(knob.hi)
+            span = f"{lo} .. {hi}"
         elif knob.type == "enum":
             lo, hi = "|".join(knob.values), ""
+            span = " | ".join(knob.values)
         else:
             lo, hi = "off", "on"
-        table.add_row(
-            knob.name + ("" if knob.tunable else " (fixed)"),
-            knob.type,
-            knob.format(knob.default),
-            lo,
-            hi,
-            knob.scale if knob.numeric else "",
-            knob.apply,
-            "[red]unsafe[/]" if knob.safety == "unsafe" else "safe",
-            ", ".join(str(s) for s in knob.special),
+            span = "off | on"
+        rows.append(
+            {
+                "knob": knob.name,
+                "range": span,
+                "type": knob.type,
+                "default": knob.format(knob.default),
+                "min": lo,
+                "max": hi,
+                "scale": knob.scale if knob.numeric else "",
+                "apply": knob.apply,
+                "safety": knob.safety,
+                "special": ", ".join(str(v) for v in knob.special),
+                "tunable": knob.tunable,
+            }
         )
-    console.print(table)
+    print_listing(rows, KNOB_COLUMNS, format, title=f"{spec.system}: {spec.path}")
+    if format is not Format.table:
+        return
     for constraint in spec.constraints:
-        console.print(f"constraint: {constraint.text}", markup=False)
+        say(f"constraint: {constraint.text}")
     for name, members in spec.groups.items():
-        console.print(f"group {name}: {', '.join(members)}", markup=False)
+        say(f"group {name}: {', '.join(members)}")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -127,14 +150,19 @@ def import_(
     err.print(f"PostgreSQL {version}: {imported.summary()} -> {where}", markup=False)
 
 
-class ListFormat(StrEnum):
-    text = "text"
-    json = "json"
+SPEC_COLUMNS = [
+    Column("name", name=True),
+    Column("system", drop=2),
+    Column("knobs", right=True, drop=3),
+    Column("origin", drop=1),
+    Column("path"),
+    Column("status"),
+]
 
 
 def systems(
     knobs_dir: KnobsDirOption = None,
-    format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.text,
+    format: FormatOption = Format.table,
 ) -> None:
     """List the knob specs a name can resolve to: --knobs-dir, $AUTOTUNE_KNOBS_PATH, built-in.
 
@@ -142,22 +170,21 @@ def systems(
     """
     dirs = list(knobs_dir or ())
     specs = known_specs(dirs)
-    if format is ListFormat.json:
+    if format is Format.json:  # as before: every field of each spec
         typer.echo(json.dumps([s.to_json() for s in specs], indent=2))
-    else:
-        table = Table()
-        for col in ("name", "system", "knobs", "origin", "path", "status"):
-            table.add_column(col, overflow="fold")
-        for spec in specs:
-            status = spec.status
-            table.add_row(
-                spec.name,
-                spec.system or "?",
-                "?" if spec.knobs is None else str(spec.knobs),
-                spec.origin,
-                str(spec.path),
-                status if spec.valid else f"[red]{escape(status)}[/]",
-            )
-        console.print(table)
+        return
+    rows = [
+        {
+            "name": spec.name,
+            "system": spec.system or "?",
+            "knobs": spec.knobs,
+            "origin": spec.origin,
+            "path": str(spec.path),
+            "status": spec.status,
+        }
+        for spec in specs
+    ]
+    print_listing(rows, SPEC_COLUMNS, format)
+    if format is Format.table:
         searched = "; ".join(d.describe() for d in search_dirs("knobs", dirs))
-        console.print(f"searched: {searched}", markup=False)
+        say(f"searched: {searched}")

@@ -9,10 +9,10 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from autotune.cli._common import StoreOption, console, fail, friendly, open_store
 from autotune.cli._format import formatted, recorded_spec, render
+from autotune.cli._listing import Column, Format, FormatOption, print_listing
 from autotune.cli.tune import _action
 from autotune.store import default_url, upgrade
 from autotune.tuner import describe, summarize, unstable_line
@@ -30,41 +30,45 @@ class ConfigFormat(StrEnum):
     json = "json"
 
 
-@friendly
-def experiments(store: StoreOption = None) -> None:
-    """List experiments with their progress and best result (medians over repeated runs)."""
-    with open_store(store) as st:
-        table = Table()
-        for col in (
-            "experiment",
-            "system",
-            "workload",
-            "objective",
-            "trials",
-            "failed",
-            "baseline",
-            "best",
-            "created",
-        ):
-            table.add_column(col)
-        for experiment in st.experiments():
-            s = summarize(st, experiment)
-            table.add_row(
-                experiment.name,
-                experiment.system,
-                experiment.workload_name,
-                f"{experiment.objective_metric} ({experiment.direction[:3]})",
-                str(s.trials),
-                str(s.failed),
-                _num(s.robust.baseline.median if s.robust and s.robust.baseline else None),
-                _num(s.robust.best.median if s.robust else None),
-                experiment.created_at.strftime("%Y-%m-%d %H:%M"),
-            )
-        console.print(table)
-
-
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
+
+
+EXPERIMENT_COLUMNS = [  # at 80 columns, a long name keeps at least its best
+    Column("experiment", name=True),
+    Column("system", drop=6),
+    Column("workload", drop=7),
+    Column("objective", drop=8),
+    Column("trials", right=True, drop=3),
+    Column("failed", right=True, drop=5),
+    Column("baseline", right=True, drop=4, show=_num),
+    Column("best", right=True, show=_num),
+    Column("created", drop=9),
+]
+
+
+@friendly
+def experiments(format: FormatOption = Format.table, store: StoreOption = None) -> None:
+    """List experiments with their progress and best result (medians over repeated runs)."""
+    with open_store(store) as st:
+        rows = []
+        for experiment in st.experiments():
+            s = summarize(st, experiment)
+            baseline = s.robust.baseline if s.robust else None
+            rows.append(
+                {
+                    "experiment": experiment.name,
+                    "system": experiment.system,
+                    "workload": experiment.workload_name,
+                    "objective": f"{experiment.objective_metric} ({experiment.direction[:3]})",
+                    "trials": s.trials,
+                    "failed": s.failed,
+                    "baseline": None if baseline is None else baseline.median,
+                    "best": s.robust.best.median if s.robust else None,
+                    "created": experiment.created_at.strftime("%Y-%m-%d %H:%M"),
+                }
+            )
+    print_listing(rows, EXPERIMENT_COLUMNS, format)
 
 
 @friendly
@@ -101,34 +105,41 @@ def trials(
             )
         typer.echo(out.getvalue(), nl=False)
         return
-    table = Table(
-        title=f"{experiment.name}: {experiment.objective_metric} ({experiment.direction})"
-    )
-    for col in (
-        "#",
-        "run",
-        "status",
-        experiment.objective_metric,
-        "p95 ms",
-        "action",
-        "measure s",
-        "config",
-    ):
-        table.add_column(col)
+    first: dict[str, int] = {}  # a config's first trial: what a repeat repeats
+    table_rows = []
     for t in rows:
         values = formatted(spec, t.config)
-        action = _action(t)
-        table.add_row(
-            str(t.number) + (" (baseline)" if t.is_baseline else ""),
-            ("repeat" if t.repeat else "") + ("" if t.full else f"{t.fidelity:.2g}×"),
-            "ok" if t.ok else "[red]failed[/]",
-            _num(t.objective),
-            _num(t.metrics.get("latency_p95_ms")),
-            action,
-            _num(t.timings.get("measure_s")),
-            " ".join(f"{k}={v}" for k, v in values.items()) if t.ok else (t.error or ""),
+        key = json.dumps(t.config, sort_keys=True, default=str)
+        of = first.setdefault(key, t.number)
+        run = f"repeat of {of}" if t.repeat and of != t.number else ("repeat" if t.repeat else "")
+        if not t.full:
+            run = f"{run} {t.fidelity:.2g}×".strip()
+        table_rows.append(
+            {
+                "#": str(t.number) + (" (baseline)" if t.is_baseline else ""),
+                "run": run,
+                "status": "ok" if t.ok else "failed",
+                "objective": t.objective,
+                "p95 ms": t.metrics.get("latency_p95_ms"),
+                "action": _action(t),
+                "measure s": t.timings.get("measure_s"),
+                "config": " ".join(f"{k}={v}" for k, v in values.items())
+                if t.ok
+                else (t.error or ""),
+            }
         )
-    console.print(table)
+    columns = [
+        Column("#", right=True),
+        Column("run", drop=1),
+        Column("status"),
+        Column("objective", experiment.objective_metric, right=True, show=_num),
+        Column("p95 ms", right=True, drop=3, show=_num),
+        Column("action", drop=2),
+        Column("measure s", right=True, drop=4, show=_num),
+        Column("config"),
+    ]
+    title = f"{experiment.name}: {experiment.objective_metric} ({experiment.direction})"
+    print_listing(table_rows, columns, Format.table, title=title)
 
 
 @friendly

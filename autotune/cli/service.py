@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import signal
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from autotune._resources import find_all
 from autotune.agent import AgentPolicy, AgentRunner, ExperimentInfo, Lease, RunnerEvents
@@ -24,6 +24,7 @@ from autotune.cli._common import (
     open_store,
     postgres_target,
 )
+from autotune.cli._listing import Column, Format, FormatOption, print_listing
 from autotune.cli.tune import _action, _Interrupted, _on_sigterm, interrupt_once
 from autotune.service import HttpClient, ServiceError, check_admin_token, create_app
 from autotune.spec import Spec, SpecError
@@ -178,22 +179,31 @@ def agents_revoke(
     console.print(f"agent [bold]{name}[/] revoked: its token is refused from now on")
 
 
+AGENT_COLUMNS = [
+    Column("agent", name=True),
+    Column("created", drop=1),
+    Column("last_seen", "last seen"),
+]
+
+
 @agents_app.command("list")
 @friendly
-def agents_list(store: StoreOption = None) -> None:
+def agents_list(format: FormatOption = Format.table, store: StoreOption = None) -> None:
     """List registered agents and when each last called the server."""
     with open_store(store) as st:
-        rows = st.agents()
-    table = Table()
-    for col in ("agent", "created", "last seen"):
-        table.add_column(col)
-    for name, created, seen in rows:
-        table.add_row(
-            name,
-            created.strftime("%Y-%m-%d %H:%M:%S"),
-            "-" if seen is None else seen.strftime("%Y-%m-%d %H:%M:%S"),
-        )
-    console.print(table)
+        agents = st.agents()
+
+    def at(when: datetime | None) -> str | None:
+        """ISO times for CSV and JSON; the table's to the second."""
+        if when is None:
+            return None
+        return when.strftime("%Y-%m-%d %H:%M:%S") if format is Format.table else when.isoformat()
+
+    rows = [
+        {"agent": name, "created": at(created), "last_seen": at(seen)}
+        for name, created, seen in agents
+    ]
+    print_listing(rows, AGENT_COLUMNS, format)
 
 
 class _AgentLines(RunnerEvents):

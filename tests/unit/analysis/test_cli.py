@@ -48,7 +48,7 @@ def test_text_shows_both_rankings_the_combined_top_k_and_the_metrics(
     result = invoke("pg", "--top", "3", store_url=store_url)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert out.startswith("pg: 40 full-length ok trials, 8 knobs, objective tps (maximize)")
+    assert out.startswith("pg: ranked from 40 full-length ok trials, 8 knobs, objective tps")
     for title in ("Lasso path: top 3", "Random forest permutation importance", "Combined: top 3"):
         table = rows(out, title)
         assert len(table) == 3
