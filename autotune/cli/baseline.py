@@ -14,6 +14,7 @@ from autotune.baseline import DB_SIZES, DB_TYPES, PG_VERSIONS, STORAGES, PgtuneI
 from autotune.cli._common import err, fail, friendly
 from autotune.cli._format import render
 from autotune.spec import Machine, Unit, format_quantity, load_spec, parse_quantity
+from autotune.tuner import pgtune_db_type
 
 SOURCE = "https://github.com/le0pard/pgtune"
 
@@ -51,8 +52,22 @@ def parse_memory(text: str) -> int:
 @friendly
 def pgtune(
     db_type: Annotated[
-        str, typer.Option("--db-type", help=f"One of: {', '.join(DB_TYPES)}.")
-    ] = "mixed",
+        str | None,
+        typer.Option(
+            "--db-type",
+            "--pgtune-type",
+            help=f"One of: {', '.join(DB_TYPES)}. Default: by --workload (oltp for pgbench, "
+            "dw for a query set), else mixed, pgtune's own default.",
+            show_default=False,
+        ),
+    ] = None,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            help="The workload to tune for (a name or file): picks the db type as `verify` "
+            "and `tune` do."
+        ),
+    ] = None,
     storage: Annotated[str, typer.Option(help=f"One of: {', '.join(STORAGES)}.")] = "ssd",
     connections: Annotated[
         int | None,
@@ -87,6 +102,19 @@ def pgtune(
     (clipped to the spec's bounds, or not in the spec) go to stderr.
     """
     host = Machine.local()
+    if db_type is None:
+        if workload is None:
+            db_type, why = "mixed", "pgtune's default"
+        else:
+            try:
+                content = resolve("workloads", workload).read_text()
+            except (FileNotFoundError, OSError) as exc:
+                fail(f"--workload: {exc}")
+                return
+            db_type, why = pgtune_db_type(content), f"for workload {workload}"
+    else:
+        why = "--db-type"
+    err.print(f"pgtune db type: {db_type} ({why})", markup=False, soft_wrap=True)
     try:
         inp = PgtuneInput(
             memory_bytes=host.memory_bytes if memory is None else parse_memory(memory),

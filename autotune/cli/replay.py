@@ -268,6 +268,8 @@ def verify(
     db_type: Annotated[
         str | None,
         typer.Option(
+            "--db-type",
+            "--pgtune-type",
             help=f"pgtune: {', '.join(DB_TYPES)}. Default: oltp for pgbench, dw for a query "
             "set, else mixed.",
             show_default=False,

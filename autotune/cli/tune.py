@@ -57,6 +57,7 @@ from autotune.tuner import (
     default_repeats,
     describe,
     open_experiment,
+    pgtune_db_type,
     select_knobs,
     summarize,
     summary_of,
@@ -128,9 +129,15 @@ class _Progress(RunnerEvents):
                 if lease.reference is not None
                 else "one run each per round in rotating order"
             )
+            pgtune = (
+                f"pgtune ({pgtune_db_type(lease.experiment.workload_content)}, as for this "
+                "workload)"
+                if lease.experiment.system == "postgres"
+                else "pgtune"
+            )
             console.print(
-                "search done: verifying the best configs and pgtune against the default in "
-                f"paired rounds, {how}"
+                f"search done: verifying the best configs and {pgtune} against the default "
+                f"in paired rounds, {how}"
             )
         self.t0 = time.monotonic()
         expected = self.expected_s * min(1.0, lease.fidelity)

@@ -504,6 +504,30 @@ def test_cli_defaults_to_this_host(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
+    ("args", "db_type", "why"),
+    [
+        (["--workload", "pgbench-tpcb"], "oltp", "for workload pgbench-tpcb"),
+        (["--workload", "analytic"], "dw", "for workload analytic"),
+        (["--workload", "analytic", "--pgtune-type", "web"], "web", "--db-type"),
+        ([], "mixed", "pgtune's default"),
+    ],
+)
+def test_cli_db_type_follows_the_workload_as_verify_does(
+    args: list[str], db_type: str, why: str
+) -> None:
+    result = runner.invoke(app, ["pgtune", "--memory", "8GB", "--cpus", "4", "-f", "json", *args])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["input"]["db_type"] == db_type
+    assert f"pgtune db type: {db_type} ({why})" in result.stderr
+
+
+def test_cli_unknown_workload_is_one_clear_message() -> None:
+    result = runner.invoke(app, ["pgtune", "--workload", "nosuch"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "unknown workload 'nosuch'" in result.stderr
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--db-type", "olap"], "db_type 'olap' is not one of"),
