@@ -126,8 +126,11 @@ def agent_loop(
                     with stats.lock:
                         stats.reports_ok += 1
                     break
-                except ServiceError as exc:  # refused (409): counted, not fatal
-                    with stats.lock:
+                except ServiceError as exc:
+                    if exc.status is None:  # unreachable (its retries gave up): the next one
+                        failover()
+                        continue
+                    with stats.lock:  # refused by a server (409): counted, not fatal
                         stats.conflicts += 1
                         stats.errors.append(str(exc)[:200])
                     break
@@ -220,6 +223,9 @@ def main() -> None:
                 "budget": args.trials,
                 "parallelism": args.agents,
                 "optimizer": "random",
+                # A load test of the search: no paired verification after it (from 10
+                # trials up it would follow, one run at a time, past the budget).
+                "verify": False,
             }
         )
         stats = Stats()
@@ -287,7 +293,8 @@ def main() -> None:
             f"{args.agents} --trials {args.trials} --servers {args.servers} "
             f"--kill-at {args.kill_at:g} --work-s {args.work_s}`",
             "",
-            f"- trials: {len(trials)} recorded (budget {args.trials}), numbers unique: "
+            f"- trials: {len(trials)} recorded (budget {args.trials}; "
+            f"{sum(t.phase == 'search' for t in trials)} search), numbers unique: "
             f"{len(set(numbers)) == len(numbers)}, all finished: {all_finished}",
             f"- double leases: {double_leases}; re-leased after an expired lease: {len(expired)}",
             f"- lost reports: {max(0, lost)} "
