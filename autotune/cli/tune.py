@@ -39,7 +39,7 @@ from autotune.optimizers import OPTIMIZERS
 from autotune.service import AdminClient, ServiceError
 from autotune.service._models import TrialOut
 from autotune.spec import Config, Machine, Spec
-from autotune.store import StoreError, Trial, check_name
+from autotune.store import Experiment, StoreError, Trial, check_name
 from autotune.systems._registry import applier_kind, known_kinds
 from autotune.systems.postgres import public_dsn
 from autotune.tuner import (
@@ -51,7 +51,6 @@ from autotune.tuner import (
     Scheduler,
     SessionOptions,
     Summary,
-    TuningError,
     check_repeats,
     check_warm_start,
     default_repeats,
@@ -154,15 +153,13 @@ class _Progress(RunnerEvents):
         if trial.phase == "verify":
             self._verify_line(trial)
             return
-        if trial.is_baseline and not trial.repeat:
-            if not trial.ok:
-                raise TuningError(
-                    f"the baseline (default config) failed: {trial.error}"
-                    + (f"\n{trial.log_excerpt}" if trial.log_excerpt else "")
-                )
+        if trial.is_baseline and not trial.repeat and trial.ok:
             self.baseline = trial
         if not trial.ok:
-            console.print(f"trial {trial.number:>3}  [red]FAILED[/]  {trial.error}")
+            # A failed baseline is the scheduler's to judge (tried again once, then the
+            # search ends and the summary says why): the same rule as the service's.
+            what = " (the baseline: the spec's defaults)" if trial.is_baseline else ""
+            console.print(f"trial {trial.number:>3}  [red]FAILED[/]{what}  {trial.error}")
             if trial.log_excerpt:
                 last = trial.log_excerpt.strip().splitlines()
                 console.print("             " + (last[0] if last else ""), markup=False)
@@ -247,9 +244,30 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 @friendly
 def tune(
-    system: Annotated[str, typer.Option(help="System: a built-in spec name or a spec file.")],
-    workload: Annotated[str, typer.Option(help="A built-in workload name or a workload file.")],
-    trials: Annotated[int, typer.Option(min=1, help="Total trials, the baseline included.")] = 10,
+    system: Annotated[
+        str | None,
+        typer.Option(
+            help="System: a built-in spec name or a spec file. A resume (--experiment) "
+            "takes the recorded one.",
+            show_default=False,
+        ),
+    ] = None,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            help="A built-in workload name or a workload file. A resume takes the recorded one.",
+            show_default=False,
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            show_default=False,
+            help="Total trials, the baseline included. Default 10; a resume keeps the "
+            "recorded budget.",
+        ),
+    ] = None,
     duration: Annotated[
         float | None, typer.Option(help="Measured seconds per trial (default: the workload's).")
     ] = None,
@@ -382,6 +400,29 @@ def tune(
             check_name(experiment)  # the API's rule: every name must be reachable there too
         except StoreError as exc:
             fail(f"--experiment: {exc}")
+    if system is None or workload is None or trials is None:
+        recorded_exp = _recorded(experiment, store) if server is None else None
+        if recorded_exp is None and (system is None or workload is None):
+            fail(
+                "a new experiment needs --system and --workload"
+                + (f" (no experiment {experiment!r} in the store to resume)" if experiment else "")
+                + ("; with --server, a resume names them too" if server and experiment else "")
+            )
+        if recorded_exp is not None:
+            system = system or recorded_exp.spec_path
+            workload = workload or recorded_exp.workload_path or recorded_exp.workload_name
+            trials = recorded_exp.budget if trials is None else trials
+            if not allow_unsafe and recorded_exp.settings.get("allow_unsafe"):
+                allow_unsafe = True  # as recorded: the search space must not change
+            target = str(recorded_exp.settings.get("target") or "managed sandbox")
+            if dsn is None and target != "managed sandbox":
+                fail(
+                    f"experiment {experiment!r} tuned an existing server ({target}); pass "
+                    "--dsn again (a password is never stored) with its --restart-command "
+                    "and --data-dir"
+                )
+    assert system is not None and workload is not None
+    trials = 10 if trials is None else trials
     spec = load_system_spec(system, knobs_dirs=knobs_dir or ())
     wl = load_workload(workload)
     if from_experiment is not None and not (knobs or "").startswith("top:"):
@@ -575,6 +616,14 @@ def tune(
             raise typer.Exit(130)
         if why.get("ended") == "baseline failed":
             raise typer.Exit(1)
+
+
+def _recorded(name: str | None, store: str | None) -> Experiment | None:
+    """The stored experiment a resume by name continues, if there is one."""
+    if name is None:
+        return None
+    with open_store(store) as st:
+        return st.experiment(name)
 
 
 def interrupt_once(signum: int, frame: FrameType | None) -> None:

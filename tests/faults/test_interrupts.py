@@ -4,6 +4,7 @@ cleanup, and kill -9, whose leftovers the next start sweeps."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,13 +18,15 @@ from tests.integration.pgutil import cli_env, postmasters_in
 from tests.integration.test_tune_cli import OLTP, TINY_TPCB, _wait_for
 
 
-def start_tune(workdir: Path, name: str, *extra: str) -> subprocess.Popen[str]:
+def start_tune(
+    workdir: Path, name: str, *extra: str, trials: int = 20, duration: float = 20
+) -> subprocess.Popen[str]:
     env = {**cli_env(workdir), "TMPDIR": str(workdir / "tmp")}
     (workdir / "tmp").mkdir(exist_ok=True)
     return subprocess.Popen(
         [
             sys.executable, "-m", "autotune", "tune", "--system", "postgres",
-            "--workload", TINY_TPCB, "--trials", "20", "--duration", "20",
+            "--workload", TINY_TPCB, "--trials", str(trials), "--duration", str(duration),
             "--experiment", name, *OLTP, *extra,
         ],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workdir, env=env,
@@ -68,6 +71,51 @@ def test_interrupt_mid_trial_cleans_up(workdir: Path, sig: signal.Signals) -> No
     assert store.trials(experiment, finished_only=True) == []
     assert [t.status for t in store.trials(experiment)] == ["pending"]
     store.close()
+
+
+# Each phase of a session, by the line that starts it: initdb, the data load, a trial's
+# apply and restart (right after the previous trial's line), the final verification.
+PHASES = {
+    "initdb": ("starting system", 0.5),
+    "load": ("loading data", 0.3),
+    "apply": ("trial   2  ", 0.0),
+    "verify": ("search done", 1.0),
+}
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_ctrl_c_in_each_phase_loses_nothing_and_leaves_nothing(workdir: Path, phase: str) -> None:
+    line, wait_s = PHASES[phase]
+    # Ten trials: from ten up the session ends with a paired verification.
+    proc = start_tune(workdir, f"int-{phase}", trials=10, duration=1)
+    try:
+        seen = _wait_for(proc, line, timeout=240)
+        time.sleep(wait_s)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = seen + out
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    assert not postmasters_in(workdir)
+    assert not list(workdir.glob("sandboxes/autotune-pg-*")), "sandbox left"
+    assert not list((workdir / "tmp").glob("autotune-*")), "temporary directories left"
+    store = Store(f"sqlite:///{workdir / 'store.db'}")
+    try:
+        trials = store.trials(store.require_experiment(f"int-{phase}"))
+    finally:
+        store.close()
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)), "a trial stored twice"
+    # Every trial the console reported finished is stored finished (nothing lost), and
+    # none is left leased or half-recorded: an unfinished one is handed back, pending.
+    reported = {int(n) for n in re.findall(r"^trial +(\d+)  ok", out, flags=re.M)}
+    assert reported <= {t.number for t in trials if t.status == "ok"}, out
+    assert all(t.status in ("ok", "failed", "pending") for t in trials), trials
+    if phase == "verify":
+        assert len(reported) == 10 and any(t.phase == "verify" for t in trials), out
 
 
 @pytest.mark.parametrize("moment", ["setup", "measuring"])
