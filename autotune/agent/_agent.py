@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from autotune.domain import now
 from autotune.spec import Config
-from autotune.store import now
 from autotune.systems import ConfigFailed, System, SystemError_
 from autotune.systems._host import metric_deltas
 from autotune.workloads import Workload, WorkloadError
@@ -122,10 +122,26 @@ class Agent:
         phase("starting system")
         self._started = True
         self.system.start()
-        phase("loading data")
-        self.workload.prepare(self.system)
+        self._load(self.system, phase, "")
         self.system.mark_good()
         self.setup_s = time.monotonic() - t0
+
+    def _load(self, system: System, phase: PhaseCallback, whose: str) -> None:
+        """The workload's data into ``system``: from the dataset cache when the workload
+        keeps its data (``cache: true``) and a session kept it before, else loaded, and
+        then kept for the next session."""
+        key = self.workload.definition.dataset_key()
+        if key is not None:
+            t0 = time.monotonic()
+            if system.restore_dataset(key):
+                took = time.monotonic() - t0
+                phase(f"{whose}data copied from the dataset cache in {took:.1f}s, no load ({key})")
+                return
+        phase(f"loading {whose}data")
+        self.workload.prepare(system)
+        if key is not None:
+            phase(f"keeping the loaded data in the dataset cache ({key})")
+            system.save_dataset(key)
 
     def run_trial(
         self,
@@ -240,8 +256,7 @@ class Agent:
             self._twin = twin
             phase("starting a twin")
             twin.start()
-            phase("loading the twin's data")
-            self.workload.prepare(twin)
+            self._load(twin, phase, "the twin's ")
             twin.mark_good()
         return self._twin
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from autotune.agent._agent import TrialOutcome
-from autotune.store import Trial
+from autotune.domain import Trial
 
 
 @dataclass(frozen=True)

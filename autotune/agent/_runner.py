@@ -24,8 +24,8 @@ from autotune.agent._client import (
     trial_duration_s,
 )
 from autotune.agent._policy import AgentPolicy, Refused
+from autotune.domain import Trial, now
 from autotune.spec import Config, Machine, Spec, SpecError, parse_spec
-from autotune.store import Trial, now
 from autotune.systems import System
 from autotune.workloads import WorkloadDef, make_workload, parse_workload
 

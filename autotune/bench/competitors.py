@@ -6,12 +6,15 @@ session would: the observed value, the true value (for regret), the fidelity
 and the time since the run started.
 
 The baseline (the spec's defaults) is every competitor's first evaluation, as
-in the real tuner. Other libraries cannot express special values outside a
-knob's [min, max] (``-1`` meaning "auto", say): their baseline has such values
-clamped to the nearest bound (``to_skopt_point``), and they never propose one.
-They do not know the spec's cross-knob constraints either, except skopt,
-which takes a constraint function: a config that breaks one counts as a
-failed evaluation, as when a server refuses it.
+in the real tuner. Special values outside a knob's [min, max] (``-1`` meaning
+"auto", ``0`` meaning "off") reach Optuna and SMAC through a conditional
+encoding, as MLOS gives them to ConfigSpace optimisers: a categorical switch
+("range" or one of the special values) that the range parameter is conditional
+on. skopt has no conditional parameters: its baseline has such values clamped to
+the nearest bound (``to_skopt_point``), and it never proposes one. The peers do
+not know the spec's cross-knob constraints, except skopt, which takes a
+constraint function: a config that breaks one counts as a failed evaluation, as
+when a server refuses it.
 """
 
 from __future__ import annotations
@@ -186,10 +189,52 @@ def run_gp_minimize(problem: Problem, seed: int, budget: int, ev: Evaluator) -> 
         )
 
 
-# -- Optuna TPE ---------------------------------------------------------------------------
+# -- special values, for the peers that can express them ---------------------------------
+SWITCH = "{}__special"  # a categorical per knob with special values: "range" or one of them
+RANGE = "range"
+
+
+def _specials(problem: Problem) -> dict[str, dict[str, Any]]:
+    """Knobs with special values outside their range (``-1`` = auto, ``0`` = off), each
+    as ``{label: value}``: a peer's conditional switch chooses one of them or the range."""
+    return {
+        k.name: {str(v): v for v in k.special}
+        for k in problem.space.knobs
+        if k.special and k.type in ("integer", "real")
+    }
+
+
+def _switched(problem: Problem, raw: list[Any], modes: dict[str, str]) -> Config:
+    """A config from a peer's point: the range values, then each chosen special value."""
+    config = from_skopt_point(problem.space, raw)
+    for name, mode in modes.items():
+        if mode != RANGE:
+            config[name] = _specials(problem)[name][mode]
+    return config
+
+
+def _baseline_modes(problem: Problem) -> dict[str, str]:
+    """The switch of each knob with special values, as the spec's default sets it."""
+    default = problem.space.default()
+    return {
+        name: next((label for label, v in values.items() if v == default[name]), RANGE)
+        for name, values in _specials(problem).items()
+    }
+
+
+# -- Optuna -------------------------------------------------------------------------------
 def _optuna_config(problem: Problem, trial: Any) -> Config:
-    raw = []
+    specials = _specials(problem)
+    raw: list[Any] = []
+    modes: dict[str, str] = {}
     for knob in problem.space.knobs:
+        if knob.name in specials:
+            modes[knob.name] = trial.suggest_categorical(
+                SWITCH.format(knob.name), [RANGE, *specials[knob.name]]
+            )
+            if modes[knob.name] != RANGE:
+                raw.append(knob.lo)  # a placeholder: the special value replaces it
+                continue
         if knob.type == "enum":
             raw.append(trial.suggest_categorical(knob.name, list(knob.values)))
         elif knob.type == "bool":
@@ -202,20 +247,50 @@ def _optuna_config(problem: Problem, trial: Any) -> Config:
         else:
             assert knob.min is not None and knob.max is not None
             raw.append(trial.suggest_float(knob.name, knob.min, knob.max, log=knob.scale == "log"))
-    return from_skopt_point(problem.space, raw)
+    return _switched(problem, raw, modes)
 
 
-def run_optuna_tpe(problem: Problem, seed: int, budget: int, ev: Evaluator) -> None:
-    """Optuna's TPE with its defaults (10 random startup trials); the baseline is enqueued first."""
+def _optuna_baseline(problem: Problem) -> dict[str, Any]:
+    """The spec's defaults as Optuna parameters, special values through their switch."""
+    default = problem.space.default()
+    clamped = clamped_baseline(problem)
+    params: dict[str, Any] = {}
+    for name, mode in _baseline_modes(problem).items():
+        params[SWITCH.format(name)] = mode
+    for knob in problem.space.knobs:
+        if params.get(SWITCH.format(knob.name), RANGE) == RANGE:
+            value = default[knob.name]
+            params[knob.name] = value if knob.name in _specials(problem) else clamped[knob.name]
+    return params
+
+
+def optuna_sampler(name: str, problem: Problem, seed: int) -> Any:
+    """Each Optuna competitor's sampler, as Optuna's docs advise for a 30-60 trial mixed
+    problem: multivariate TPE (grouped, since the special-value switches make the space
+    conditional), the univariate TPE for reference, and the GP sampler."""
+    import optuna
+
+    if name == "optuna-tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    if name == "optuna-tpe-uni":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "optuna-gp":
+        return optuna.samplers.GPSampler(seed=seed, deterministic_objective=problem.noise_sd == 0)
+    raise ValueError(f"no Optuna competitor {name!r}")
+
+
+def run_optuna(name: str, problem: Problem, seed: int, budget: int, ev: Evaluator) -> None:
+    """An Optuna sampler (10 random startup trials, its default); the baseline is
+    enqueued first."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study = optuna.create_study(
-            direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed)
+            direction="minimize", sampler=optuna_sampler(name, problem, seed)
         )
-        study.enqueue_trial(dict(clamped_baseline(problem)))
+        study.enqueue_trial(_optuna_baseline(problem))
         while not ev.spent(budget):
             trial = study.ask()
             loss = ev(_optuna_config(problem, trial))
@@ -231,41 +306,80 @@ SMAC_INITIAL_CONFIGS = 7
 evaluations. It is fixed here so that the run does not depend on the budget."""
 
 
-def run_smac(problem: Problem, seed: int, budget: int, ev: Evaluator) -> None:
-    """SMAC3's hyperparameter-optimisation facade (random forest, log EI), ask/tell,
-    deterministic (no repeats); the baseline is its default and first config."""
-    from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
-    from smac import HyperparameterOptimizationFacade, Scenario
-    from smac.runhistory import StatusType, TrialInfo, TrialValue
+def smac_space(problem: Problem, seed: int) -> Any:
+    """The problem as a ConfigSpace: special values through a categorical switch that
+    the range parameter is conditional on (MLOS's encoding); defaults are the spec's."""
+    from ConfigSpace import Categorical, ConfigurationSpace, EqualsCondition, Float, Integer
 
-    space = problem.space
-    baseline = clamped_baseline(problem)
+    specials = _specials(problem)
+    modes = _baseline_modes(problem)
+    clamped = clamped_baseline(problem)
     cs = ConfigurationSpace(seed=seed)
-    for knob in space.knobs:
-        default = baseline[knob.name]
+    for knob in problem.space.knobs:
+        default = clamped[knob.name]
         if knob.type == "enum":
             cs.add(Categorical(knob.name, list(knob.values), default=default))
-        elif knob.type == "bool":
+            continue
+        if knob.type == "bool":
             cs.add(Categorical(knob.name, [False, True], default=default))
-        elif knob.type == "integer":
-            cs.add(
-                Integer(
-                    knob.name,
-                    (int(knob.lo), int(knob.hi)),
-                    default=int(default),
-                    log=knob.scale == "log",
-                )
+            continue
+        log = knob.scale == "log"
+        if knob.type == "integer":
+            hp: Any = Integer(
+                knob.name, (int(knob.lo), int(knob.hi)), default=int(default), log=log
             )
         else:
             assert knob.min is not None and knob.max is not None
-            cs.add(
-                Float(
-                    knob.name,
-                    (knob.min, knob.max),
-                    default=float(default),
-                    log=knob.scale == "log",
-                )
+            hp = Float(knob.name, (knob.min, knob.max), default=float(default), log=log)
+        cs.add(hp)
+        if knob.name in specials:
+            switch = Categorical(
+                SWITCH.format(knob.name), [RANGE, *specials[knob.name]], default=modes[knob.name]
             )
+            cs.add(switch)
+            cs.add(EqualsCondition(hp, switch, RANGE))
+    return cs
+
+
+def _range_value(values: dict[str, Any], knob: Any) -> Any:
+    """A knob's value in a SMAC config; its range parameter is absent (inactive) while
+    its switch holds a special value, and a placeholder stands in (``_switched``
+    replaces it). ``knob.lo`` is only asked of numeric knobs, which have one."""
+    try:
+        return values[knob.name]
+    except KeyError:
+        return knob.lo
+
+
+def smac_facade(name: str, scenario: Any) -> Any:
+    """Each SMAC competitor's facade, as SMAC's docs advise: ``smac3-bb`` is the
+    black-box facade (a GP, refit after every trial); ``smac3-hpo`` the random-forest
+    facade, refit after every trial too (its inherited default waits for 8)."""
+    from smac import BlackBoxFacade, HyperparameterOptimizationFacade
+
+    facade: Any = {"smac3-bb": BlackBoxFacade, "smac3-hpo": HyperparameterOptimizationFacade}[name]
+
+    def unused(config: Any, seed: int = 0) -> float:
+        raise AssertionError("driven by ask/tell")
+
+    return facade(
+        scenario,
+        unused,
+        initial_design=facade.get_initial_design(scenario, n_configs=SMAC_INITIAL_CONFIGS),
+        config_selector=facade.get_config_selector(scenario, retrain_after=1),
+        overwrite=True,
+        logging_level=logging.ERROR,
+    )
+
+
+def run_smac(name: str, problem: Problem, seed: int, budget: int, ev: Evaluator) -> None:
+    """A SMAC3 facade, ask/tell, deterministic (no repeats); the baseline is its default
+    and first config. Nothing is saved to disk per trial (``tell(save=False)``)."""
+    from smac import Scenario
+    from smac.runhistory import StatusType, TrialInfo, TrialValue
+
+    space = problem.space
+    cs = smac_space(problem, seed)
     with tempfile.TemporaryDirectory(prefix="autotune-smac-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scenario = Scenario(
@@ -275,43 +389,43 @@ def run_smac(problem: Problem, seed: int, budget: int, ev: Evaluator) -> None:
             seed=seed,
             output_directory=Path(tmp) / "smac",
         )
-        # SMAC would run its default config after its Sobol points; the baseline
-        # comes first here, told to SMAC as a trial it did not ask for.
-        initial = HyperparameterOptimizationFacade.get_initial_design(
-            scenario, n_configs=SMAC_INITIAL_CONFIGS
-        )
-
-        def unused(config: Any, seed: int = 0) -> float:
-            raise AssertionError("driven by ask/tell")
-
-        smac = HyperparameterOptimizationFacade(
-            scenario,
-            unused,
-            initial_design=initial,
-            overwrite=True,
-            logging_level=logging.ERROR,
-        )
+        smac = smac_facade(name, scenario)
 
         def tell(info: TrialInfo, loss: float | None) -> None:
             if loss is None:
                 # A finite cost: SMAC's log-scaled encoder turns an infinite one into NaN.
-                smac.tell(info, TrialValue(cost=ev.penalty(), status=StatusType.CRASHED))
+                value = TrialValue(cost=ev.penalty(), status=StatusType.CRASHED)
             else:
-                smac.tell(info, TrialValue(cost=loss))
+                value = TrialValue(cost=loss)
+            smac.tell(info, value, save=False)
 
-        tell(TrialInfo(cs.get_default_configuration(), seed=seed), ev(baseline))
+        def config_of(values: dict[str, Any]) -> Config:
+            modes = {n: str(values.get(SWITCH.format(n), RANGE)) for n in _specials(problem)}
+            raw = [_range_value(values, k) for k in space.knobs]
+            return _switched(problem, raw, modes)
+
+        # SMAC would run its default config after its Sobol points; the baseline
+        # comes first here, told to SMAC as a trial it did not ask for.
+        default = cs.get_default_configuration()
+        tell(TrialInfo(default, seed=seed), ev(config_of(dict(default))))
         while not ev.spent(budget):
             info = smac.ask()
-            values = dict(info.config)
-            tell(info, ev(from_skopt_point(space, [values[name] for name in space.names])))
+            tell(info, ev(config_of(dict(info.config))))
 
 
 # -- the registry ---------------------------------------------------------------------------
-EXTERNAL: dict[str, tuple[str, Competitor]] = {
-    # name: (module that must import, runner)
-    "skopt-gp_minimize": ("skopt", run_gp_minimize),
-    "optuna-tpe": ("optuna", run_optuna_tpe),
-    "smac3": ("smac", run_smac),
+def _named(run: Callable[..., None], name: str) -> Competitor:
+    return lambda problem, seed, budget, ev: run(name, problem, seed, budget, ev)
+
+
+EXTERNAL: dict[str, tuple[tuple[str, ...], Competitor]] = {
+    # name: (modules that must import, runner)
+    "skopt-gp_minimize": (("skopt",), run_gp_minimize),
+    "optuna-tpe": (("optuna",), _named(run_optuna, "optuna-tpe")),
+    "optuna-tpe-uni": (("optuna",), _named(run_optuna, "optuna-tpe-uni")),
+    "optuna-gp": (("optuna", "torch"), _named(run_optuna, "optuna-gp")),
+    "smac3-hpo": (("smac",), _named(run_smac, "smac3-hpo")),
+    "smac3-bb": (("smac",), _named(run_smac, "smac3-bb")),
 }
 
 
@@ -321,11 +435,11 @@ def unavailable(name: str) -> str | None:
         return None
     if name not in EXTERNAL:
         return "unknown competitor"
-    module = EXTERNAL[name][0]
-    try:
-        __import__(module)
-    except Exception as exc:  # an install can be broken in more ways than ImportError
-        return f"{module} does not import: {exc}"
+    for module in EXTERNAL[name][0]:
+        try:
+            __import__(module)
+        except Exception as exc:  # an install can be broken in more ways than ImportError
+            return f"{module} does not import: {exc}"
     return None
 
 

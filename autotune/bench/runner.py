@@ -143,7 +143,10 @@ WARM_IMPORTS = {
     # competitor: modules its first run would otherwise import on the clock
     "skopt-gp_minimize": ("skopt",),
     "optuna-tpe": ("optuna",),
-    "smac3": ("smac", "sklearn.ensemble"),
+    "optuna-tpe-uni": ("optuna",),
+    "optuna-gp": ("optuna", "torch"),
+    "smac3-hpo": ("smac", "sklearn.ensemble"),
+    "smac3-bb": ("smac", "sklearn.gaussian_process"),
 }
 AUTOTUNE_IMPORTS = ("scipy.stats", "sklearn.ensemble", "sklearn.gaussian_process")
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from autotune.cli import analyze, baseline, exchange, knobs, replay, report, results, service
+from autotune.cli import (
+    analyze,
+    baseline,
+    datasets,
+    exchange,
+    knobs,
+    replay,
+    report,
+    results,
+    service,
+)
 from autotune.cli.tune import tune
 
 app = typer.Typer(
@@ -25,6 +35,7 @@ app.command()(service.server)
 app.add_typer(service.agents_app, name="agents")
 app.command()(service.agent)
 app.add_typer(baseline.app, name="baseline")
+app.add_typer(datasets.app, name="datasets")
 app.command()(analyze.analyze)
 app.command("export")(exchange.export)
 app.command("import")(exchange.import_)

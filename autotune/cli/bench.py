@@ -50,7 +50,26 @@ def _command() -> str:
 
 def optimizers(
     budget: BudgetOption = None,
-    seeds: Annotated[int, typer.Option(help="Seeds 0..N-1 for every run.")] = 20,
+    seeds: Annotated[int, typer.Option(help="How many seeds for every run.")] = 20,
+    first_seed: Annotated[
+        int,
+        typer.Option(
+            help="The first seed (seeds first..first+N-1). Settings were chosen on 0-19: "
+            "give 100 for held-out seeds."
+        ),
+    ] = 0,
+    focus: Annotated[
+        str, typer.Option(help="The optimiser the summary gives a verdict on.")
+    ] = "auto",
+    target: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=1,
+            help="The share of problems the focus should be best or tied-best on, for the "
+            "summary (e.g. 0.8); none by default.",
+        ),
+    ] = None,
     problems: Annotated[
         str | None, typer.Option(help="Comma-separated problems. Default: all.")
     ] = None,
@@ -59,7 +78,8 @@ def optimizers(
         typer.Option(
             "--optimizers",
             help="Comma-separated optimisers. Default: every registered autotune optimiser "
-            "plus skopt-gp_minimize, optuna-tpe and smac3 where they import.",
+            "plus skopt-gp_minimize, optuna-tpe, optuna-tpe-uni, optuna-gp, smac3-hpo and "
+            "smac3-bb where they import.",
         ),
     ] = None,
     jobs: Annotated[int, typer.Option(help="Runs in parallel (processes).")] = 2,
@@ -94,6 +114,8 @@ def optimizers(
     budgets = sorted(set(budget or [30, 60]))
     if min(budgets) < 1 or seeds < 1 or jobs < 1:
         fail("--budget, --seeds and --jobs must be at least 1")
+    if first_seed < 0:
+        fail(f"--first-seed {first_seed}: seeds are 0 or more")
     problem_names = _split(problems) or list(PROBLEMS)
     for name in problem_names:
         if name not in PROBLEMS:
@@ -129,7 +151,7 @@ def optimizers(
     rows = run_grid(
         problem_names,
         names,
-        range(seeds),
+        range(first_seed, first_seed + seeds),
         budgets,
         jobs,
         progress,
@@ -169,7 +191,7 @@ def optimizers(
         f"{load:.1f} at the start). "
         f"Libraries: {versions}.",
         "",
-        f"Optimisers: {', '.join(f'`{n}`' for n in names)}; seeds 0–{done_seeds[-1]}"
+        f"Optimisers: {', '.join(f'`{n}`' for n in names)}; seeds {done_seeds[0]}–{done_seeds[-1]}"
         + (
             f" (a {max_minutes:g}-minute time box ended the run after {len(done_seeds)} of "
             f"{seeds} seeds)"
@@ -182,11 +204,11 @@ def optimizers(
         "",
         "Simple regret = true (noise-free) loss of the config with the best observed "
         "full-fidelity value, minus f*. Every run starts with the baseline (the spec's "
-        "defaults; other libraries get it with special values clamped into bounds). Each "
+        "defaults; skopt gets it with special values clamped into bounds). Each "
         f"run goes once to {max(budgets)} evaluations and is read off at smaller budgets, "
         "which is sound because no optimiser here adapts to the total budget.",
     ]
-    text = markdown(df, facts, preamble)
+    text = markdown(df, facts, preamble, focus=focus, target=target)
     table = out.with_suffix(".md")
     write_markdown(text, table)
     typer.echo(f"wrote {out} ({len(rows)} rows) and {table}")

@@ -29,7 +29,7 @@ from autotune.cli._format import verification_table
 from autotune.cli.tune import _Interrupted, _on_sigterm
 from autotune.replay import build_surrogate, result_json, run_interleaved
 from autotune.replay import replay as run_replay
-from autotune.spec import Config, Machine, Spec, parse_spec
+from autotune.spec import Config, Machine
 from autotune.store import Experiment, Store
 from autotune.tuner import (
     Arm,
@@ -37,6 +37,7 @@ from autotune.tuner import (
     VerifyPolicy,
     VerifyRun,
     experiment_info,
+    experiment_spec,
     paired_between,
     pgtune_db_type,
     summarize,
@@ -50,13 +51,6 @@ ApplyOption = Annotated[
         help="Apply a recorded config to a live server and verify it: best, or a trial number.",
     ),
 ]
-
-
-def _recorded_spec(experiment: Experiment) -> Spec:
-    """The experiment's spec, resolved on the machine it was recorded for (its bounds)."""
-    recorded = experiment.settings.get("machine")
-    machine = Machine(**recorded) if isinstance(recorded, dict) else Machine.local()
-    return parse_spec(experiment.spec_content, experiment.spec_path, machine)
 
 
 def _pick_config(store: Store, experiment: Experiment, which: str) -> tuple[str, Config]:
@@ -92,7 +86,7 @@ def _verify(
 ) -> None:
     """The default, the chosen config and pgtune's, in paired rounds on one live server:
     the session's own verification policy, run again."""
-    spec = _recorded_spec(experiment)
+    spec = experiment_spec(experiment)
     label, config = _pick_config(store, experiment, which)
     arms = [
         Arm("default", {}, "the spec's defaults"),
@@ -385,23 +379,31 @@ def _replay_offline(
     )
     best = surrogate.recorded_best
     recorded_n = len(store.trials(experiment, finished_only=True))
+    runs_text = (
+        f"median of {surrogate.recorded_best_runs} runs"
+        if (surrogate.recorded_best_runs > 1)
+        else "one run"
+    )
+    predicted = surrogate.recorded_best_predicted
     console.print(
-        f"recorded best   {best.objective:.6g} {metric} measured (trial {best.number} of "
-        f"{recorded_n}); the surrogate predicts {surrogate.recorded_best_predicted:.6g} for it"
+        f"recorded best   trial {best.number} of {recorded_n} (as `autotune best` names it): "
+        f"{surrogate.recorded_best_value:.6g} {metric} measured ({runs_text}); the surrogate "
+        f"predicts {predicted:.6g} for it"
     )
     for run in runs:
+        # The incumbent is chosen on noisy values, so its prediction can fall short of a
+        # config the run tried earlier: both are said, each for what it is.
         reached = (
-            f"first tried a config as good as the recorded best (predicted) at trial "
+            f"it first tried a config predicted at least {predicted:.6g} at trial "
             f"{run.reached_recorded_at}"
             if run.reached_recorded_at is not None
-            else "never tried a config as good as the recorded best (predicted)"
+            else f"it never tried a config predicted at least {predicted:.6g}"
         )
         console.print(
-            f"{optimizer} seed {run.seed}  best {run.best:.6g} {metric} (predicted) at trial "
-            f"{run.best_trial} of {trials}; {reached}"
+            f"{optimizer} seed {run.seed}  incumbent (best observed) predicted {run.best:.6g} "
+            f"{metric}, found at trial {run.best_trial} of {trials}; {reached}"
         )
     median = statistics.median(r.best for r in runs)
-    predicted = surrogate.recorded_best_predicted
     ratio = median / predicted if predicted else math.nan
     oriented = ratio if experiment.direction == "maximize" else 1 / ratio
     console.print(
@@ -422,7 +424,8 @@ def _replay_offline(
             },
             "recorded_best": {
                 "trial": best.number,
-                "measured": best.objective,
+                "measured": surrogate.recorded_best_value,
+                "runs": surrogate.recorded_best_runs,
                 "predicted": surrogate.recorded_best_predicted,
             },
             "runs": [

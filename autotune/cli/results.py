@@ -25,8 +25,15 @@ class TrialFormat(StrEnum):
 
 
 class ConfigFormat(StrEnum):
+    """The system's own: conf (its config file: postgresql.conf, sysctl.conf, redis.conf
+    lines), sql (PostgreSQL's ALTER SYSTEM), sh (Linux: sets it now), flags and env
+    (a spec-only server's command line or environment); and json."""
+
     conf = "conf"
     sql = "sql"
+    sh = "sh"
+    flags = "flags"
+    env = "env"
     json = "json"
 
 
@@ -148,14 +155,16 @@ def best(
     format: Annotated[ConfigFormat, typer.Option("--format", "-f")] = ConfigFormat.conf,
     store: StoreOption = None,
 ) -> None:
-    """Print the best config: a postgresql.conf snippet, ALTER SYSTEM statements, or JSON.
+    """Print the best config in the system's own syntax, to paste as printed: conf (its
+    config file), sql (PostgreSQL: ALTER SYSTEM, restart knobs named), sh (Linux:
+    sysctl -w and /sys writes), flags or env (a spec-only server), or json.
 
     After a verification, the best is its best contender and the claim its paired
-    ratio to the default: with no verified gain (the CI includes 1), conf and sql
-    say "keep the default" and print the candidate commented out. Without one, the
-    best is the config with the best median over two or more runs, else the best
-    single run. conf and sql start with a comment saying which; json has it all as
-    fields.
+    ratio to the default: with no verified gain (the CI includes 1), the text
+    formats say "keep the default" and print the candidate commented out. Without
+    one, the best is the config with the best median over two or more runs, else
+    the best single run. The text formats start with a comment saying which; json
+    has it all as fields.
     """
     with open_store(store) as st:
         experiment = st.require_experiment(name)
@@ -192,7 +201,7 @@ def best(
             )
         typer.echo(render(spec, config, "json", meta))
         return
-    mark = "#" if format is ConfigFormat.conf else "--"
+    mark = "--" if format is ConfigFormat.sql else "#"
     if v is not None:
         notes = [f"{experiment.name} best: {v.verdict}"]
     else:
@@ -200,7 +209,11 @@ def best(
         shaky = unstable_line(rb)
         if shaky is not None:
             notes.append(shaky)
-    body = render(spec, config, format.value)
+    try:
+        body = render(spec, config, format.value)
+    except ValueError as exc:
+        fail(str(exc))
+        return
     if v is not None and not v.verified:
         notes.append("the best candidate, not recommended (uncomment to try it anyway):")
         body = "\n".join(f"{mark} {line}" for line in body.splitlines())

@@ -20,7 +20,7 @@ import numpy as np
 from autotune.bench.competitors import run_competitor
 from autotune.bench.problems import Problem, fit_surrogate
 from autotune.store import Experiment, Store, Trial
-from autotune.tuner import TuningError, config_runs, experiment_space, usable
+from autotune.tuner import TuningError, config_runs, experiment_space, summarize, usable
 
 MIN_TRIALS = 10  # fewer, and the forest is a guess
 
@@ -31,8 +31,10 @@ class Surrogate:
     trials: int
     r2_cv: float | None  # 5-fold cross-validated R² of the forest, None below 10 trials
     noise_sd: float  # of the objective, from repeated runs of one config (0 if none)
-    recorded_best: Trial
+    recorded_best: Trial  # the session's best, as `autotune best` and `experiments` name it
     recorded_best_predicted: float  # the forest's objective at the recorded best config
+    recorded_best_value: float = math.nan  # its measured value: the median of its runs
+    recorded_best_runs: int = 1
 
 
 def _objective_sign(direction: str) -> float:
@@ -70,7 +72,14 @@ def build_surrogate(
 
     r2 = _cv_r2(space.encode_many(t.config for t in trials), [t.objective for t in trials])
     noise = repeat_noise(trials) if noise_sd is None else noise_sd
-    best = min(trials, key=lambda t: sign * float(t.objective or 0.0))
+    # One "best" everywhere: the summary's (the verification's best, else the config
+    # with the best median over its runs), not the single luckiest run.
+    summary = summarize(store, experiment)
+    best = summary.best if summary.best is not None and summary.best.ok else None
+    if best is None:
+        best = min(trials, key=lambda t: sign * float(t.objective or 0.0))
+    same = [t.objective for t in trials if t.config == best.config and t.objective is not None]
+    value = statistics.median(same) if same else float(best.objective or math.nan)
     problem = Problem(
         name=f"replay:{experiment.name}",
         description=f"{experiment.name}: {experiment.objective_metric} from a random forest "
@@ -88,6 +97,8 @@ def build_surrogate(
         noise_sd=noise,
         recorded_best=best,
         recorded_best_predicted=sign * problem.objective(best.config),
+        recorded_best_value=value,
+        recorded_best_runs=max(1, len(same)),
     )
 
 

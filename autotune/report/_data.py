@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
-from autotune.cli._format import formatted, recorded_spec, render
 from autotune.spec import Spec, SpecError
 from autotune.store import Experiment, Store, Trial
-from autotune.tuner import Summary, describe, summarize, unstable_line
+from autotune.systems import formatted, render
+from autotune.tuner import Summary, describe, experiment_spec, summarize, unstable_line
 
 ANALYZE_KIND = "analyze"  # autotune.analysis.KIND, without importing scikit-learn
 VERIFY_KIND = "verify"
@@ -27,7 +28,7 @@ def clean(value: Any) -> Any:
 
 def _spec(experiment: Experiment) -> Spec | None:
     try:
-        return recorded_spec(experiment)
+        return experiment_spec(experiment)
     except (SpecError, ValueError, TypeError):
         return None
 
@@ -99,12 +100,12 @@ def _best(experiment: Experiment, spec: Spec | None, s: Summary) -> dict[str, An
     }
     if v is not None:
         meta.update(verification=v.to_json(), verdict=v.verdict, verified=v.verified)
-    try:
-        for fmt in ("conf", "sql"):
+    for fmt in ("conf", "sql"):
+        # Each on its own: a Linux or Redis config has a conf but no sql.
+        with contextlib.suppress(ValueError, TypeError):
             best[fmt] = render(spec, config, fmt)
+    with contextlib.suppress(ValueError, TypeError):
         best["json"] = render(spec, config, "json", clean(meta))
-    except (ValueError, TypeError):
-        pass
     return best
 
 
@@ -114,7 +115,7 @@ def _importance(store: Store, experiment: Experiment) -> list[dict[str, Any]] | 
     if not isinstance(combined, list):
         return None
     return [
-        {"name": str(entry.get("name")), "score": entry.get("score")}
+        {"name": str(entry.get("name")), "rank": entry.get("rank"), "score": entry.get("score")}
         for entry in combined
         if isinstance(entry, dict)
     ]
@@ -123,6 +124,61 @@ def _importance(store: Store, experiment: Experiment) -> list[dict[str, Any]] | 
 def _verify(store: Store, experiment: Experiment) -> dict[str, Any] | None:
     stored = store.analyses(experiment, VERIFY_KIND)
     return dict(stored[-1].result) if stored else None
+
+
+def _legacy_arms(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """An early `autotune verify` result's per-arm lines, in today's shape."""
+    arms = []
+    for line in result.get("summary") or []:
+        if not isinstance(line, dict):
+            continue
+        lo, hi = line.get("ci_low"), line.get("ci_high")
+        arms.append(
+            {
+                "label": line.get("label"),
+                "runs": line.get("runs"),
+                "median": line.get("median"),
+                "values": line.get("values") or [],
+                "ratio": line.get("ratio"),
+                "ci": None if lo is None or hi is None else [lo, hi],
+                "significant": line.get("significant"),
+            }
+        )
+    return arms
+
+
+def verdict_of(summary: Summary, verify: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the report leads with: the session's paired verification, else the latest
+    `autotune verify`, as one shape (verdict words, rounds, each arm's ratio and CI)."""
+    if summary.verification is not None:
+        v = summary.verification
+        return {"source": "this session's verification", **clean(v.to_json())}
+    if not verify:
+        return None
+    if isinstance(verify.get("verification"), dict):
+        return {"source": "autotune verify", **clean(verify["verification"])}
+    arms = _legacy_arms(verify)
+    contenders = [a for a in arms if a["label"] not in ("default", "pgtune") and a["ratio"]]
+    if not contenders:
+        return None
+    best = max(contenders, key=lambda a: a["ratio"])
+    lo, hi = best["ci"] or [None, None]
+    rounds = int(verify.get("rounds") or 0)
+    ci = "" if lo is None else f"95% CI {lo:.3f}–{hi:.3f}, {rounds} paired rounds"
+    verified = lo is not None and lo > 1
+    words = (
+        f"verified gain: {best['label']} is {best['ratio']:.3f}× the default ({ci})"
+        if verified
+        else f"no verified gain: keep the default ({best['label']} is {best['ratio']:.3f}×, {ci})"
+    )
+    return {
+        "source": "autotune verify",
+        "verdict": words,
+        "verified": verified,
+        "best": best["label"],
+        "rounds": rounds,
+        "arms": arms,
+    }
 
 
 def experiment_data(store: Store, experiment: Experiment) -> dict[str, Any]:
@@ -139,6 +195,7 @@ def experiment_data(store: Store, experiment: Experiment) -> dict[str, Any]:
     else:
         first = next((t for t in finished if t.is_baseline and t.ok and t.full), None)
         baseline = None if first is None else first.objective
+    verify = _verify(store, experiment)
     data = {
         "name": experiment.name,
         "system": experiment.system,
@@ -154,9 +211,10 @@ def experiment_data(store: Store, experiment: Experiment) -> dict[str, Any]:
         "trials": [_trial(spec, t) for t in trials],
         "best": best,
         "importance": _importance(store, experiment),
-        "verify": _verify(store, experiment),
+        "verify": verify,
         "verification": None
         if summary.verification is None
         else clean(summary.verification.to_json()),
     }
+    data["verdict"] = verdict_of(summary, verify)
     return dict(clean(data))

@@ -104,6 +104,25 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _dimension(name: str, trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """A parcoords axis in the knob's own units: ticks at values the trials ran with,
+    labelled as the system writes them (128MB, 5min), not in native units (pages)."""
+    values = [t["config"][name] for t in trials]
+    text: dict[float, str] = {}
+    for t in trials:
+        shown = (t.get("config_text") or {}).get(name)
+        if shown is not None:
+            text[float(t["config"][name])] = str(shown)
+    dim: dict[str, Any] = {"label": name, "values": values}
+    if text:
+        ticks = sorted(text)
+        if len(ticks) > 6:  # at most six: the ends and four between, by position
+            ticks = [ticks[round(i * (len(ticks) - 1) / 5)] for i in range(6)]
+        dim["tickvals"] = ticks
+        dim["ticktext"] = [text[v] for v in ticks]
+    return dim
+
+
 def parallel_figure(data: dict[str, Any]) -> dict[str, Any] | None:
     """The numeric knobs against the objective, one line per ok trial."""
     ok = [t for t in data["trials"] if t["status"] == "ok" and t.get("objective") is not None]
@@ -113,9 +132,7 @@ def parallel_figure(data: dict[str, Any]) -> dict[str, Any] | None:
     for t in ok:
         names += [k for k in t["config"] if k not in names]
     dims = [
-        {"label": name, "values": [t["config"][name] for t in ok]}
-        for name in names
-        if all(_is_number(t["config"].get(name)) for t in ok)
+        _dimension(name, ok) for name in names if all(_is_number(t["config"].get(name)) for t in ok)
     ]
     metric = data["objective"]["metric"]
     objective = [float(t["objective"]) for t in ok]
@@ -141,28 +158,118 @@ def parallel_figure(data: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def importance_figure(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The combined knob ranking as bars whose length is importance: n + 1 minus the
+    knob's mean rank over the two methods, so the top knob's bar is the longest."""
     ranking = data.get("importance")
     if not ranking:
         return None
+    ranked = [r for r in ranking if _is_number(r.get("score"))]
+    if not ranked:
+        return None
+    n = len(ranked)
+    ordered = sorted(ranked, key=lambda r: (r.get("rank") or 0, float(r["score"])))
     return {
         "data": [
             {
                 "type": "bar",
+                "orientation": "h",
                 "name": "importance",
-                "x": [r["name"] for r in ranking],
-                "y": [r["score"] for r in ranking],
+                "y": [r["name"] for r in ordered],
+                "x": [n + 1 - float(r["score"]) for r in ordered],
+                "customdata": [r["score"] for r in ordered],
+                "hovertemplate": "%{y}: mean rank %{customdata}<extra></extra>",
             }
         ],
         "layout": {
-            "title": {"text": "knob importance (combined ranking)"},
-            "yaxis": {"title": {"text": "score"}},
+            "title": {"text": "knob importance (combined Lasso and forest ranking)"},
+            "xaxis": {"title": {"text": "importance: n + 1 − mean rank (longer is more)"}},
+            "yaxis": {"autorange": "reversed", "automargin": True},
             "margin": {"t": 50},
+            "height": max(300, 28 * n + 120),
         },
     }
 
 
+def verdict_figure(data: dict[str, Any]) -> dict[str, Any] | None:
+    """Each arm's paired ratio to the default with its 95% CI, and its runs divided by
+    the default's median; the dashed line is the default (1)."""
+    verdict = data.get("verdict")
+    if not verdict:
+        return None
+    arms = [a for a in verdict.get("arms") or [] if isinstance(a, dict)]
+    default = next((a for a in arms if a.get("label") == "default"), None)
+    base = default.get("median") if default else None
+    maximize = data["objective"]["direction"] == "maximize"
+    traces: list[dict[str, Any]] = []
+    labels: list[str] = []
+    ratios: list[float] = []
+    lows: list[float] = []
+    highs: list[float] = []
+    colours: list[str] = []
+    for arm in arms:
+        ratio: Any = arm.get("ratio")
+        ci: Any = arm.get("ci")
+        if not _is_number(ratio) or not ci or not all(_is_number(c) for c in ci):
+            continue
+        lo, hi = float(ci[0]), float(ci[1])
+        labels.append(str(arm["label"]))
+        ratios.append(float(ratio))
+        lows.append(float(ratio) - lo)
+        highs.append(hi - float(ratio))
+        colours.append("#1a7f37" if lo > 1 else "#cf222e" if hi < 1 else "#6e7781")
+    if not labels:
+        return None
+    if _is_number(base) and base:
+        for arm in arms:
+            values = [v for v in arm.get("values") or [] if _is_number(v) and v > 0]
+            if not values:
+                continue
+            rel = [(v / base) if maximize else (base / v) for v in values]
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": f"{arm['label']}: runs ÷ default's median",
+                    "x": rel,
+                    "y": [str(arm["label"])] * len(rel),
+                    "marker": {"size": 6, "opacity": 0.45, "color": "#57606a"},
+                    "hovertemplate": "%{x:.3f}<extra>a run ÷ the default's median</extra>",
+                    "showlegend": False,
+                }
+            )
+    traces.append(
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "paired ratio, 95% CI",
+            "x": ratios,
+            "y": labels,
+            "error_x": {"type": "data", "symmetric": False, "array": highs, "arrayminus": lows},
+            "marker": {"size": 12, "color": colours},
+            "hovertemplate": "%{y}: %{x:.3f}× the default<extra>paired, 95% CI</extra>",
+        }
+    )
+    return {
+        "data": traces,
+        "layout": {
+            "title": {"text": "each arm against the default, paired by round (> 1 is better)"},
+            "xaxis": {"title": {"text": "× the default"}},
+            "yaxis": {"autorange": "reversed", "automargin": True},
+            "shapes": [
+                {
+                    "type": "line", "x0": 1, "x1": 1, "yref": "paper", "y0": 0, "y1": 1,
+                    "line": {"dash": "dash", "color": "#888"},
+                }
+            ],
+            "margin": {"t": 50},
+            "height": max(260, 70 * len(labels) + 120),
+        },
+    }  # fmt: skip
+
+
 def figures(data: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
     return {
+        "verdict": verdict_figure(data),
         "history": history_figure(data),
         "parallel": parallel_figure(data),
         "importance": importance_figure(data),
@@ -242,6 +349,14 @@ def _best(data: dict[str, Any]) -> str:
         lines = [best.get("summary") or ""]
         if best.get("unstable"):
             lines.append(best["unstable"])
+        verdict = data.get("verdict")
+        if verdict and not verdict.get("verified"):
+            # The search's own claim is not the answer: the verdict above is.
+            lines.insert(
+                0,
+                "Not recommended: the verification above found no verified gain, so keep "
+                "the default. Below is the search's candidate and its unverified claim.",
+            )
         note = "".join(f'<p class="summary">{escape(line)}</p>' for line in lines if line)
     disabled = "" if conf else " disabled"
     buttons = [f'<button type="button" id="copy-config"{disabled}>Copy</button>']
@@ -260,16 +375,65 @@ def _best(data: dict[str, Any]) -> str:
     )
 
 
-def _verify(data: dict[str, Any]) -> str:
-    verify = data.get("verify")
-    if not verify:
-        return ""
-    text = json.dumps(verify, indent=2, allow_nan=False)
-    return (
-        '<section id="verify"><h2>Verification</h2>'
-        f"<details><summary>latest autotune verify result</summary>"
-        f"<pre>{escape(text)}</pre></details></section>"
+def _verdict(data: dict[str, Any], fig: dict[str, Any] | None) -> str:
+    """The answer first: did the best hold up in paired rounds against the default?"""
+    verdict = data.get("verdict")
+    if not verdict:
+        best = data.get("best")
+        how = (
+            f"The best below is the search's ({best['summary']})."
+            if best and best.get("summary")
+            else "No successful trial yet."
+        )
+        return (
+            '<section id="verdict"><h2>Verdict</h2>'
+            f'<p class="verdict unverified">Not verified. {escape(how)} A session of 10 '
+            "trials or more ends by verifying it against the default in paired rounds; "
+            f"autotune verify {escape(data['name'])} does it later.</p></section>"
+        )
+    words = str(verdict.get("verdict") or "")
+    kind = "verified" if verdict.get("verified") else "unverified"
+    rows = []
+    for arm in verdict.get("arms") or []:
+        ci = arm.get("ci")
+        ratio = arm.get("ratio")
+        cells = [
+            str(arm.get("label")) + (" (best)" if arm.get("label") == verdict.get("best") else ""),
+            _num(arm.get("runs")),
+            _num(arm.get("median")),
+            "1" if arm.get("label") == "default" else _num(ratio),
+            "" if not ci else f"{ci[0]:.3f}–{ci[1]:.3f}",
+            _arm_word(arm),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    table = (
+        '<table id="verdict-arms"><thead><tr><th>arm</th><th>runs</th><th>median</th>'
+        "<th>× default</th><th>95% CI (paired)</th><th>verdict</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
+    raw = json.dumps(
+        {"verdict": verdict, "autotune verify": data.get("verify")}, indent=2, allow_nan=False
+    )
+    return (
+        '<section id="verdict"><h2>Verdict</h2>'
+        f'<p class="verdict {kind}">{escape(words[:1].upper() + words[1:])}</p>'
+        f'<p class="note">From {escape(str(verdict.get("source")))}: '
+        f"{escape(_num(verdict.get('rounds')))} rounds, each arm run in every round in rotating "
+        "order; a ratio is the geometric mean of its per-round ratios to the default.</p>"
+        + _chart("verdict-chart", fig, "")
+        + table
+        + f"<details><summary>raw verification JSON</summary><pre>{escape(raw)}</pre>"
+        "</details></section>"
+    )
+
+
+def _arm_word(arm: dict[str, Any]) -> str:
+    ci = arm.get("ci")
+    if arm.get("label") == "default":
+        return "reference"
+    if not ci:
+        return "no comparison"
+    return "better" if ci[0] > 1 else "worse" if ci[1] < 1 else "not significant"
 
 
 def _header(data: dict[str, Any]) -> str:
@@ -306,6 +470,9 @@ pre { background: #f6f8fa; padding: .75rem; overflow-x: auto; white-space: pre-w
 pre.error { background: #fff0f0; }
 .note { color: #666; font-style: italic; }
 .buttons { display: flex; gap: .5rem; align-items: center; margin: .5rem 0; }
+.verdict { font-size: 1.25rem; font-weight: 600; padding: .6rem .8rem; border-radius: 6px; }
+.verdict.verified { background: #dafbe1; }
+.verdict.unverified { background: #fff8c5; }
 """
 
 _SCRIPT = """
@@ -316,9 +483,10 @@ _SCRIPT = """
     responsive: true, displaylogo: false, showLink: false, showSendToCloud: false,
     showEditInChartStudio: false
   };
-  ["history", "parallel", "importance"].forEach(function (id) {
+  var divs = { verdict: "verdict-chart" };
+  ["verdict", "history", "parallel", "importance"].forEach(function (id) {
     var fig = figs[id];
-    var div = document.getElementById(id);
+    var div = document.getElementById(divs[id] || id);
     if (!fig || !div) { return; }
     if (window.Plotly) {
       Plotly.newPlot(div, fig.data, fig.layout, config);
@@ -411,6 +579,7 @@ def render_experiment_html(
     )
     body = [
         _header(data),
+        _verdict(data, figs["verdict"]),
         '<section id="charts"><h2>Progress</h2>',
         _chart("history", figs["history"], "No successful full-length trial yet."),
         _chart("parallel", figs["parallel"], "No successful trial yet."),
@@ -422,7 +591,6 @@ def render_experiment_html(
         _trials_table(data),
         "</section>",
         _failures(data),
-        _verify(data),
         f'<script type="application/json" id="experiment-data">{script_json(data)}</script>',
         f'<script type="application/json" id="{FIGURES_ID}">{script_json(figs)}</script>',
         f"<script>{_SCRIPT}</script>",

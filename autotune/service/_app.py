@@ -11,7 +11,6 @@ authenticates, validates and translates errors into status codes.
 # runtime, and they name dependencies local to create_app.
 import dataclasses
 import logging
-import re
 import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ from autotune import __version__
 from autotune.agent import ExperimentInfo, TrialOutcome, materialize_workload
 from autotune.service._dashboard import add_dashboard
 from autotune.service._models import (
+    TOKEN_RE,
     AgentCreate,
     AgentToken,
     BestOut,
@@ -78,8 +78,6 @@ from autotune.workloads import WorkloadDef
 log = logging.getLogger("autotune.service")
 RETRY_AFTER_S = 5  # what a 503 for a store outage tells clients to wait
 
-# Tokens are opaque printable ASCII; agent tokens are secrets.token_urlsafe(32).
-TOKEN_RE = re.compile(r"^[\x21-\x7e]{16,512}$")
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_YAML_DEPTH = 40  # PyYAML composes recursively: bound nesting before it runs
 

@@ -18,15 +18,15 @@ from typing import Any
 import httpx
 
 from autotune.agent import Lease, LeaseLost, TrialOutcome
-from autotune.service._app import TOKEN_RE
+from autotune.domain import Trial
 from autotune.service._models import (
+    TOKEN_RE,
     AgentToken,
     BestOut,
     ExperimentCreated,
     ExperimentOut,
     TrialOut,
 )
-from autotune.store import Trial
 
 log = logging.getLogger("autotune.service")
 

@@ -7,6 +7,7 @@ else is a 422 before a handler runs, so no handler sees input it must distrust.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -23,6 +24,9 @@ from autotune.agent import Lease, trial_duration_s
 from autotune.optimizers import OPTIMIZERS
 from autotune.store import NAME_PATTERN, Experiment, Trial
 from autotune.tuner import DEFAULT_OPTIMIZER, RobustBest
+
+# Tokens are opaque printable ASCII; agent tokens are secrets.token_urlsafe(32).
+TOKEN_RE = re.compile(r"^[\x21-\x7e]{16,512}$")
 
 KiB = 1024
 MiB = 1024 * KiB

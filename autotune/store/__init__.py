@@ -1,5 +1,6 @@
 """The results store: SQLAlchemy models, repository and Alembic migrations."""
 
+from autotune.domain import FINISHED, PHASES, Proposal, Trial, now
 from autotune.store._exchange import (
     export_experiment,
     import_experiment,
@@ -7,21 +8,16 @@ from autotune.store._exchange import (
     write_export,
 )
 from autotune.store._store import (
-    FINISHED,
     NAME_PATTERN,
     NAME_RULE,
-    PHASES,
     Analysis,
     BadReport,
     Experiment,
     LeaseConflict,
-    Proposal,
     Store,
     StoreError,
-    Trial,
     check_name,
     default_url,
-    now,
     token_hash,
     upgrade,
 )

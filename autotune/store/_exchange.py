@@ -55,7 +55,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
-from autotune.store._store import PHASES, Analysis, Experiment, Store, StoreError, Trial, now
+from autotune.domain import PHASES, Trial, now
+from autotune.store._store import Analysis, Experiment, Store, StoreError
 
 FORMAT = "autotune-experiment"
 VERSION = 2  # 2: a trial's phase, round and arm

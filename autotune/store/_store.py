@@ -28,6 +28,7 @@ from sqlalchemy import Engine, create_engine, event, func, inspect, make_url, se
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from autotune.domain import FINISHED, PHASES, Proposal, Trial, now
 from autotune.store._models import (
     AgentRow,
     AnalysisRow,
@@ -51,10 +52,6 @@ def default_url() -> str:
     if env:
         return env
     return f"sqlite:///{Path.cwd() / '.autotune' / 'autotune.db'}"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -119,8 +116,6 @@ class Analysis:
     id: int | None = field(default=None, compare=False)
 
 
-FINISHED = ("ok", "failed")
-PHASES = ("search", "control", "verify")
 SEEN_EVERY_S = 60  # how often an agent's last use is written, at most
 # Experiment and agent names: what a URL path segment, a file name and a shell word
 # can all carry as they are. The CLI, the API and import check this one pattern.
@@ -134,80 +129,6 @@ def check_name(name: str, what: str = "experiment") -> None:
         raise StoreError(f"{what} name {name!r}: use {NAME_RULE}")
 
 
-@dataclass
-class Trial:
-    number: int
-    config: dict[str, Any]
-    status: str  # pending | leased | ok | failed
-    objective: float | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    is_baseline: bool = False
-    metrics: dict[str, float] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    status_history: list[tuple[str, ...]] = field(default_factory=list)  # (status, iso time, …)
-    not_applied: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    log_excerpt: str | None = None
-    id: int | None = field(default=None, compare=False)  # the store's key, once stored
-    agent: str | None = None
-    proposed_at: datetime | None = None
-    lease_expires_at: datetime | None = None
-    attempts: int = 0
-    fidelity: float = 1.0  # share of the experiment's full duration this trial ran for
-    repeat: bool = False  # a deliberate re-measurement of a config already tried
-    phase: str = "search"  # search | control | verify (see PHASES)
-    round: int | None = None  # a verification run's round, from 1
-    arm: str | None = None  # a verification run's arm: default, trial N, pgtune
-
-    @property
-    def searched(self) -> bool:
-        """A trial of the search (the optimiser's), not a control or verification run."""
-        return self.phase == "search"
-
-    @property
-    def full(self) -> bool:
-        """Ran the full duration: only such trials are comparable, and only they can be best."""
-        return self.fidelity >= 1.0 - 1e-9
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "status": self.status,
-            "baseline": self.is_baseline,
-            "fidelity": self.fidelity,
-            "repeat": self.repeat,
-            "phase": self.phase,
-            "round": self.round,
-            "arm": self.arm,
-            "objective": self.objective,
-            "config": self.config,
-            "metrics": self.metrics,
-            "timings": self.timings,
-            "agent": self.agent,
-            "attempts": self.attempts,
-            "proposed_at": _iso(self.proposed_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "status_history": self.status_history,
-            "not_applied": self.not_applied,
-            "error": self.error,
-            "log_excerpt": self.log_excerpt,
-        }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 class LeaseConflict(StoreError):
     """A lease that is not (or no longer) the caller's: nothing was recorded."""
 
@@ -218,20 +139,6 @@ class BadReport(StoreError):
 
 # How far an agent's clock may be from the tuner's before its report's times are refused.
 CLOCK_SKEW = timedelta(seconds=60)
-
-
-@dataclass
-class Proposal:
-    """A config the tuner wants measured, before any agent has it."""
-
-    number: int
-    config: dict[str, Any]
-    is_baseline: bool = False
-    fidelity: float = 1.0  # share of the full duration the agent runs it for
-    repeat: bool = False  # a re-measurement, proposed to confirm the best
-    phase: str = "search"
-    round: int | None = None
-    arm: str | None = None
 
 
 def token_hash(token: str) -> str:

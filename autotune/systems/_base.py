@@ -102,6 +102,16 @@ class System(ABC):
         """Values a command workload may name in its argv, such as ``{port}``."""
         return {}
 
+    def restore_dataset(self, key: str) -> bool:
+        """Replace the system's data by the cached copy ``key`` (see ``save_dataset``);
+        False when there is none or the system keeps no datasets (the default)."""
+        return False
+
+    def save_dataset(self, key: str) -> bool:
+        """Keep the data as it is now (just loaded) under ``key``, for later sessions;
+        False when the system keeps no datasets (the default)."""
+        return False
+
     def log_excerpt(self) -> str:
         return ""
 

@@ -9,12 +9,12 @@ per-system code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotune.spec import Spec
+from autotune.spec import Config, Spec
 from autotune.systems._base import System, SystemError_
 
 
@@ -36,8 +36,11 @@ class Target:
 
 Factory = Callable[[Spec, Target], System]
 Check = Callable[[Spec], list[str]]
+# A config as text the system reads: a config file's lines, SQL, a shell script, flags.
+Renderer = Callable[[Spec, Config], str]
 _FACTORIES: dict[str, Factory] = {}
 _CHECKS: dict[str, Check] = {}
+_FORMATS: dict[str, dict[str, Renderer]] = {}
 
 
 def register(kind: str, factory: Factory, check: Check | None = None) -> None:
@@ -46,6 +49,22 @@ def register(kind: str, factory: Factory, check: Check | None = None) -> None:
     _FACTORIES[kind] = factory
     if check is not None:
         _CHECKS[kind] = check
+
+
+def register_formats(kind: str, formats: Mapping[str, Renderer]) -> None:
+    """How ``applier: kind`` systems print a config (``autotune best --format NAME``),
+    first the one a user pastes into the system's own config file."""
+    _FORMATS[kind] = dict(formats)
+
+
+def config_formats(spec: Spec) -> dict[str, Renderer]:
+    """The spec's system's config formats, by name; ValueError if it has none."""
+    _load_builtin()
+    kind = applier_kind(spec)
+    formats = _FORMATS.get(kind)
+    if not formats:
+        raise ValueError(f"{spec.path}: applier {kind!r} has no config formats")
+    return formats
 
 
 def check_applier(spec: Spec) -> list[str]:

@@ -20,6 +20,7 @@ from autotune.tuner._scheduler import (
     Scheduler,
     experiment_info,
     experiment_space,
+    experiment_spec,
 )
 from autotune.tuner._session import (
     DEFAULT_OPTIMIZER,
@@ -102,6 +103,7 @@ __all__ = [
     "describe",
     "experiment_info",
     "experiment_space",
+    "experiment_spec",
     "loss_of",
     "map_workload",
     "open_experiment",

@@ -30,7 +30,7 @@ from typing import Any
 from autotune.agent import ExperimentInfo, Lease, TrialOutcome, trial_duration_s
 from autotune.optimizers import Optimizer, SpaceExhausted, Suggestion, make_optimizer
 from autotune.space import Space
-from autotune.spec import Machine, parse_spec
+from autotune.spec import Machine, Spec, parse_spec
 from autotune.store import Experiment, Proposal, Store, Trial, now
 from autotune.tuner._drift import control_due, corrected_objectives, with_corrected
 from autotune.tuner._racing import plan_repeats
@@ -72,6 +72,14 @@ def experiment_info(experiment: Experiment) -> ExperimentInfo:
         knobs=list(settings.get("knobs", [])),
         machine=settings.get("machine"),
     )
+
+
+def experiment_spec(experiment: Experiment) -> Spec:
+    """The experiment's spec as recorded, its bounds resolved on the machine it was
+    created for (this host's, for an experiment that did not record one)."""
+    recorded = experiment.settings.get("machine")
+    machine = Machine(**recorded) if isinstance(recorded, dict) else Machine.local()
+    return parse_spec(experiment.spec_content, experiment.spec_path, machine)
 
 
 def experiment_space(experiment: Experiment) -> Space:

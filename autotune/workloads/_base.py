@@ -45,6 +45,24 @@ class WorkloadDef:
             digest.update(b"\0" + name.encode() + b"\0" + self.files[name].encode())
         return digest.hexdigest()
 
+    def dataset_key(self) -> str | None:
+        """What the loaded data depends on, as a name for the dataset cache; None unless
+        the workload asks for ``cache: true``. Only what the load reads counts (scale,
+        the setup file, whether a pristine copy is kept): a session of another duration
+        or client count uses the same data."""
+        if not self.params.get("cache"):
+            return None
+        p = self.params
+        if self.kind == "pgbench":  # pgbench -i depends on the scale alone: shared by name
+            return f"pgbench-scale{p['scale']}" + ("-resettable" if p["reset"] else "")
+        try:
+            setup = Path(str(p["setup"])).read_text()
+        except (KeyError, OSError):
+            setup = ""
+        basis = f"sql-set reset={p['reset']}\0{setup}"
+        digest = hashlib.sha256(basis.encode()).hexdigest()[:12]
+        return f"{self.name}-{digest}"
+
     def relative(self, value: str) -> Path:
         """Files named in a workload are relative to the workload file's directory."""
         return (self.path.parent / value).resolve()

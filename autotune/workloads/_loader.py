@@ -14,7 +14,9 @@ from autotune.spec import TIME_UNITS, SpecError, Unit, UnitError, load_yaml, par
 from autotune.workloads import command
 from autotune.workloads._base import Workload, WorkloadDef
 
-COMMON_FIELDS = {"name", "system", "kind", "description", "objective", "duration", "warmup"}
+COMMON_FIELDS = {
+    "name", "system", "kind", "description", "objective", "duration", "warmup", "cache",
+}  # fmt: skip
 KIND_FIELDS: dict[str, set[str]] = {
     "pgbench": {"builtin", "script", "scale", "clients", "threads", "mode", "reset"},
     "sql-set": {"setup", "queries", "repeat", "warmup_rounds", "timeout", "reset"},
@@ -106,6 +108,11 @@ def parse_workload(text: str, path: Path) -> WorkloadDef:
     duration = seconds("duration", None)
     warmup = seconds("warmup", 0.0) or 0.0
     params: dict[str, Any] = {}
+    # Keep the loaded data between sessions (see autotune datasets): for data that
+    # takes minutes to load. A command workload loads nothing autotune can keep.
+    params["cache"] = boolean("cache", False)
+    if params["cache"] and kind == "command":
+        bad("cache", "a command workload has no data autotune loads; only pgbench and sql-set")
     if kind == "pgbench":
         if ("builtin" in data) == ("script" in data):
             bad("builtin", "give exactly one of builtin or script")

@@ -4,8 +4,9 @@ as the spec's ``applier:`` mapping says; see ``_applier`` for the schema."""
 
 from autotune.spec import Spec, SpecError
 from autotune.systems._base import SystemError_
-from autotune.systems._registry import Target, register
+from autotune.systems._registry import Target, register, register_formats
 from autotune.systems.generic._applier import KINDS, Applier, parse_applier
+from autotune.systems.generic._render import FORMATS
 from autotune.systems.generic._system import GenericSystem
 
 
@@ -29,5 +30,6 @@ def _make(spec: Spec, target: Target) -> GenericSystem:
 
 for _kind in KINDS:
     register(_kind, _make, check_applier)
+    register_formats(_kind, FORMATS[_kind])
 
 __all__ = ["Applier", "GenericSystem", "check_applier", "parse_applier"]

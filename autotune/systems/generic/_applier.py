@@ -18,6 +18,9 @@ Schema (every field but ``kind`` and ``start`` is optional unless noted)::
                                   # {knob_name} is that knob's value
       line: "{name} {value}"      # one line per knob of the config, after the template
       reload: [argv]              # for apply: reload knobs; without it they restart
+      # command-args and env: how the system's own config file writes a setting, for
+      # `autotune best --format conf` only (the server is still configured by argv/env)
+      line: "{name} {value}"
       # any kind
       online: [argv]              # change one apply: online knob at runtime; {name} {value}
       ready: {tcp: "{port}"}      # or {command: [argv]} (exit 0 = ready); timeout: 30s
@@ -47,8 +50,8 @@ SERVER_PLACEHOLDERS = ("port", "host", "workdir")
 KNOB_PLACEHOLDERS = ("name", "value")
 COMMON = frozenset({"kind", "start", "online", "ready", "stop", "bool", "names", "units"})
 KIND_FIELDS = {
-    "command-args": frozenset({"flag"}),
-    "env": frozenset({"env"}),
+    "command-args": frozenset({"flag", "line"}),
+    "env": frozenset({"env", "line"}),
     "config-file": frozenset({"path", "template", "line", "reload"}),
 }
 _SECONDS = Unit("s", "time", TIME_UNITS["s"])
@@ -178,6 +181,9 @@ def parse_applier(spec: Spec) -> tuple[Applier | None, list[str]]:
         _config_file(spec, raw, values, bad)
         values["reload"] = argv("reload", raw.get("reload"), server) or None
 
+    if kind != "config-file" and raw.get("line") is not None:
+        _line(raw.get("line"), values, bad)
+
     _ready(raw.get("ready"), values, bad, server, argv)
     _stop(raw.get("stop"), values, bad)
     words = raw.get("bool")
@@ -266,11 +272,18 @@ def _config_file(spec: Spec, raw: dict[str, Any], values: dict[str, Any], bad: A
             bad("template", message)
         values["template"] = template
     if line is not None:
-        if "{value}" not in line:
-            bad("line", "must place the value: {value}")
-        for message in check(line, set(SERVER_PLACEHOLDERS) | set(KNOB_PLACEHOLDERS)):
-            bad("line", message)
-        values["line"] = line
+        _line(line, values, bad)
+
+
+def _line(line: Any, values: dict[str, Any], bad: Any) -> None:
+    if not isinstance(line, str):
+        bad("line", 'must be a pattern such as "{name} {value}"')
+        return
+    if "{value}" not in line:
+        bad("line", "must place the value: {value}")
+    for message in check(line, set(SERVER_PLACEHOLDERS) | set(KNOB_PLACEHOLDERS)):
+        bad("line", message)
+    values["line"] = line
 
 
 def _seconds(value: Any, fld: str, bad: Any) -> float | None:

@@ -96,21 +96,24 @@ class GenericSystem(System):
     def _knob_placeholders(self, name: str, value: str) -> dict[str, str]:
         return {**self.placeholders(), "name": self.applier.system_name(name), "value": value}
 
-    def config_text(self, values: dict[str, str]) -> str:
+    def config_text(self, values: dict[str, str], server: dict[str, str] | None = None) -> str:
         """The config file for ``values``: the template (knobs not in ``values`` at their
-        spec default), then one ``line`` per knob in ``values``."""
+        spec default), then one ``line`` per knob in ``values``. ``server`` stands in
+        for the running server's placeholders (to print a config, not to run one)."""
+        server = self.placeholders() if server is None else server
         text = ""
         if self.applier.template:
             filled = {
                 name: values[name] if name in values else self.render(name, knob.default)
                 for name, knob in self.spec.knobs.items()
             }
-            text = fill(self.applier.template, {**filled, **self.placeholders()})
+            text = fill(self.applier.template, {**filled, **server})
             if text and not text.endswith("\n"):
                 text += "\n"
         if self.applier.line:
             for name in self._ordered(values):
-                text += fill(self.applier.line, self._knob_placeholders(name, values[name])) + "\n"
+                knob = {**server, "name": self.applier.system_name(name), "value": values[name]}
+                text += fill(self.applier.line, knob) + "\n"
         return text
 
     def _write_config(self, values: dict[str, str]) -> None:

@@ -1,8 +1,15 @@
 """PostgreSQL: managed sandbox or an existing server."""
 
 from autotune.spec import Spec
-from autotune.systems._registry import Target, register
+from autotune.systems._registry import Target, register, register_formats
+from autotune.systems.postgres._datasets import (
+    Dataset,
+    datasets_root,
+    list_datasets,
+    remove_dataset,
+)
 from autotune.systems.postgres._dsn import public_dsn
+from autotune.systems.postgres._render import FORMATS, quote_literal
 from autotune.systems.postgres._sandbox import Sandbox, find_bindir, find_program, sweep_stale
 from autotune.systems.postgres._system import PostgresSystem
 
@@ -18,12 +25,18 @@ def _make(spec: Spec, target: Target) -> PostgresSystem:
 
 
 register("postgres", _make)
+register_formats("postgres", FORMATS)
 
 __all__ = [
+    "Dataset",
     "PostgresSystem",
     "Sandbox",
+    "datasets_root",
     "find_bindir",
     "find_program",
+    "list_datasets",
     "public_dsn",
+    "quote_literal",
+    "remove_dataset",
     "sweep_stale",
 ]

@@ -81,6 +81,9 @@ def default_root() -> Path:
     return root
 
 
+CONF_MARK = "\n# autotune sandbox\n"
+
+
 class Sandbox:
     """One private cluster. ``create`` then ``start``; ``destroy`` always cleans up."""
 
@@ -175,12 +178,32 @@ class Sandbox:
             raise SystemError_(f"initdb failed: {result.stderr.strip()}")
         self.port = free_port()
         with open(self.data_dir / "postgresql.conf", "a") as conf:
-            conf.write(
-                "\n# autotune sandbox\n"
-                f"port = {self.port}\n"
-                "listen_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{self.socket_dir}'\n"
-            )
+            conf.write(self._own_conf())
+
+    def _own_conf(self) -> str:
+        """The sandbox's own lines at the end of postgresql.conf: its port and socket."""
+        return (
+            f"{CONF_MARK}"
+            f"port = {self.port}\n"
+            "listen_addresses = '127.0.0.1'\n"
+            f"unix_socket_directories = '{self.socket_dir}'\n"
+        )
+
+    def replace_data(self, source: Path, timeout_s: float = 60) -> None:
+        """Stop, replace the data directory by a copy of ``source`` (a kept dataset, see
+        ``_datasets``), give it this sandbox's port and socket, and start again."""
+        from autotune.systems.postgres._datasets import copy_into
+
+        self.stop()
+        owner = None
+        if _as_root():
+            entry = pwd.getpwnam(SERVER_USER)
+            owner = (entry.pw_uid, entry.pw_gid)
+        copy_into(source, self.data_dir, owner)
+        conf = self.data_dir / "postgresql.conf"
+        text = conf.read_text()
+        conf.write_text(text.split(CONF_MARK)[0] + self._own_conf())
+        self.start(timeout_s)
 
     def log_size(self) -> int:
         try:

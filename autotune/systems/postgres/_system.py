@@ -24,6 +24,7 @@ from psycopg2 import sql
 
 from autotune.spec import APPLY_RANK, Config, Knob, KnobValueError, Spec, Unit, Value
 from autotune.systems._base import ApplyReport, ConfigFailed, System, SystemError_
+from autotune.systems.postgres._datasets import dataset_path, save_copy
 from autotune.systems.postgres._metrics import PG_GAUGES, pg_snapshot
 from autotune.systems.postgres._sandbox import Sandbox
 
@@ -156,6 +157,42 @@ class PostgresSystem(System):
             self.sandbox.start(self.timeout_s)
             with self.connect(maintenance=True) as conn, conn.cursor() as cur:
                 cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATA_DB)))
+        self._take_stock()
+
+    # -- datasets kept between sessions (managed sandboxes only) ------------------------------
+    def _dataset(self, key: str) -> Path | None:
+        if self.sandbox is None:
+            return None
+        major = (self.sandbox.data_dir / "PG_VERSION").read_text().strip()
+        return dataset_path(key, major)
+
+    def restore_dataset(self, key: str) -> bool:
+        """The sandbox's data replaced by the kept copy ``key``, if there is one."""
+        path = self._dataset(key)
+        if path is None or not (path / "PG_VERSION").exists():
+            return False
+        assert self.sandbox is not None
+        self.sandbox.replace_data(path, self.timeout_s)
+        self._take_stock()
+        return True
+
+    def save_dataset(self, key: str) -> bool:
+        """Keep the sandbox's data as it is now, with the server stopped for the copy."""
+        path = self._dataset(key)
+        if path is None or path.exists():
+            return False
+        assert self.sandbox is not None
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("CHECKPOINT")
+        self.sandbox.stop()
+        try:
+            saved = save_copy(self.sandbox.data_dir, path)
+        finally:
+            self.sandbox.start(self.timeout_s)
+        return saved
+
+    def _take_stock(self) -> None:
+        """What the server runs with now: the originals to restore, the values in force."""
         if not self.healthy():
             raise SystemError_(f"cannot connect to PostgreSQL at {self._where()}")
         with self.connect() as conn, conn.cursor() as cur:

@@ -457,8 +457,8 @@ def test_cli_conf() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("# pgtune (https://github.com/le0pard/pgtune): 8GB memory, 4 CPUs")
     assert lines[1:5] == [
-        "max_connections = 300",
-        "shared_buffers = '2GB'",
+        "max_connections = 300  # needs a restart",
+        "shared_buffers = '2GB'  # needs a restart",
         "effective_cache_size = '6GB'",
         "maintenance_work_mem = '512MB'",
     ]
@@ -477,7 +477,8 @@ def test_cli_sql() -> None:
     assert lines[0].startswith("-- pgtune")
     assert "ALTER SYSTEM SET \"shared_buffers\" = '2GB';" in lines
     assert "ALTER SYSTEM SET \"max_parallel_workers\" = '4';" in lines
-    assert lines[-1] == "SELECT pg_reload_conf();"
+    assert lines[-2] == "SELECT pg_reload_conf();"
+    assert lines[-1].startswith("-- now restart PostgreSQL") and "shared_buffers" in lines[-1]
 
 
 def test_cli_json() -> None:

@@ -41,7 +41,23 @@ def _require(name: str) -> None:
         needs(f"competitor {name}: {reason}: {INSTALL_DEV}")
 
 
-@pytest.mark.parametrize("name", ["random", "gp", "skopt-gp_minimize", "optuna-tpe", "smac3"])
+# optuna-gp needs PyTorch, which the dev install does not bring (see the test below).
+PEERS = ["skopt-gp_minimize", "optuna-tpe", "optuna-tpe-uni", "smac3-hpo", "smac3-bb"]
+
+
+def test_optuna_gp_runs_where_torch_imports_and_says_why_not_elsewhere() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        reason = unavailable("optuna-gp")
+        assert reason is not None and reason.startswith("torch does not import")
+        assert "optuna-gp" not in competitor_names()
+        return
+    ev = run_competitor("optuna-gp", get_problem("branin"), seed=0, budget=BUDGET)
+    assert len(ev.evaluations) == BUDGET
+
+
+@pytest.mark.parametrize("name", ["random", "gp", *PEERS])
 def test_budget_valid_evaluations_baseline_first(name: str) -> None:
     _require(name)
     problem = get_problem("hartmann6-noisy")
@@ -78,6 +94,61 @@ def test_competitor_names_cover_autotune_and_installed_libraries() -> None:
     assert unavailable("nope") == "unknown competitor"
     with pytest.raises(ValueError, match="unknown competitor"):
         run_competitor("nope", get_problem("branin"), 0, 1)
+
+
+@pytest.mark.parametrize("name", ["optuna-tpe", "smac3-hpo", "smac3-bb"])
+def test_peers_with_a_conditional_switch_start_at_the_real_default_and_can_propose_specials(
+    name: str,
+) -> None:
+    """wal_buffers = -1 and commit_delay = 0 are special values outside their range:
+    Optuna and SMAC reach them through a categorical switch (MLOS's encoding)."""
+    _require(name)
+    problem = _pg_like()
+    ev = run_competitor(name, problem, seed=2, budget=12)
+    assert ev.evaluations[0].config == problem.space.default()  # -1 and 0 included
+    assert all(problem.space.is_valid(e.config) or e.true is None for e in ev.evaluations)
+    seen = {(e.config["wal_buffers"], e.config["commit_delay"]) for e in ev.evaluations[1:]}
+    in_range = [c for c in seen if c[0] != -1 and c[1] != 0]
+    assert in_range, "the range side of the switch is searched too"
+    special = [c for c in seen if c[0] == -1 or c[1] == 0]
+    assert special, f"{name} never proposed a special value in 11 trials"
+
+
+def test_each_peer_is_configured_as_its_docs_advise() -> None:
+    """The configurations the benchmark rests on, pinned: a change here is a change of
+    the comparison and must be deliberate."""
+    from autotune.bench.competitors import optuna_sampler
+
+    _require("optuna-tpe")
+    problem = get_problem("branin")
+    tpe = optuna_sampler("optuna-tpe", problem, 0)
+    assert (tpe._multivariate, tpe._group) == (True, True)
+    uni = optuna_sampler("optuna-tpe-uni", problem, 0)
+    assert not uni._multivariate and not uni._group
+    if unavailable("optuna-gp") is None:
+        gp = optuna_sampler("optuna-gp", problem, 0)
+        assert gp._deterministic is True  # branin without noise
+        noisy = optuna_sampler("optuna-gp", get_problem("branin-noisy"), 0)
+        assert noisy._deterministic is False
+    _require("smac3-hpo")
+    import tempfile
+
+    from smac import BlackBoxFacade, HyperparameterOptimizationFacade, Scenario
+
+    from autotune.bench.competitors import SMAC_INITIAL_CONFIGS, smac_facade, smac_space
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = Scenario(
+            smac_space(problem, 0), deterministic=True, n_trials=40, seed=0, output_directory=tmp
+        )
+        for name, facade in (
+            ("smac3-hpo", HyperparameterOptimizationFacade),
+            ("smac3-bb", BlackBoxFacade),
+        ):
+            smac = smac_facade(name, scenario)
+            assert type(smac) is facade
+            assert smac._config_selector._retrain_after == 1
+            assert smac._initial_design._n_configs == SMAC_INITIAL_CONFIGS
 
 
 def test_special_values_are_clamped_for_other_libraries() -> None:

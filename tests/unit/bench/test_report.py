@@ -109,7 +109,12 @@ def test_summary_counts_auto_and_flags_worse_than_random() -> None:
         ]
     )
     (line,) = focus_summary(rank_table(df))
-    assert "1 of 2 problems" in line and "not on: p2" in line
+    assert "1 of 2 problems (50%)" in line and "not on: p2" in line  # no target: no verdict
+    (judged,) = focus_summary(rank_table(df), target=0.8)
+    assert "1 of 2 problems (50%; target ≥ 80%: missed)" in judged
+    renamed = df.assign(optimizer=df.optimizer.replace("auto", "x"))
+    (other,) = focus_summary(rank_table(renamed), "x")
+    assert other.startswith("- **budget") and "`x` is best or tied-best" in other
     assert "significantly worse than `random` on: p2" in line
     missing = focus_summary(rank_table(_frame({"gp": [1.0], "random": [2.0]})))
     assert "not among the optimisers" in missing[0]

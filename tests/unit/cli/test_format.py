@@ -58,7 +58,7 @@ def test_formatted_uses_units_and_bare_special_values(toy_spec: Spec, config: Co
 
 def test_render_conf(toy_spec: Spec, config: Config) -> None:
     assert render(toy_spec, config, "conf").splitlines() == [
-        "buffers = '128MB'",
+        "buffers = '128MB'  # needs a restart",
         "mem = '4MB'",
         "ratio = 0.25",
         "auto = -1",
@@ -68,17 +68,25 @@ def test_render_conf(toy_spec: Spec, config: Config) -> None:
     ]
 
 
-def test_render_sql(toy_spec: Spec, config: Config) -> None:
+def test_render_sql_sets_restart_knobs_last_and_says_they_need_a_restart(
+    toy_spec: Spec, config: Config
+) -> None:
     assert render(toy_spec, config, "sql").splitlines() == [
-        """ALTER SYSTEM SET "buffers" = '128MB';""",
         """ALTER SYSTEM SET "mem" = '4MB';""",
         """ALTER SYSTEM SET "ratio" = '0.25';""",
         """ALTER SYSTEM SET "auto" = '-1';""",
         """ALTER SYSTEM SET "flush" = '0';""",
         """ALTER SYSTEM SET "mode" = 'b';""",
         """ALTER SYSTEM SET "jit" = 'off';""",
+        "-- read only at server start: set now, in effect after the restart below",
+        """ALTER SYSTEM SET "buffers" = '128MB';""",
         "SELECT pg_reload_conf();",
+        "-- now restart PostgreSQL (pg_ctl restart, or systemctl restart postgresql) for "
+        "buffers: a reload does not apply them",
     ]
+    # Without a restart-class knob it ends with the reload, as before.
+    online = {k: v for k, v in config.items() if k != "buffers"}
+    assert render(toy_spec, online, "sql").splitlines()[-1] == "SELECT pg_reload_conf();"
 
 
 def test_render_json(toy_spec: Spec, config: Config) -> None:
@@ -119,7 +127,10 @@ def sql_skeleton(sql: str) -> str:
 
 
 def test_sql_skeleton_of_a_safe_rendering(toy_spec: Spec, config: Config) -> None:
-    skeleton = sql_skeleton(render(toy_spec, config, "sql"))
+    statements = [
+        line for line in render(toy_spec, config, "sql").splitlines() if not line.startswith("--")
+    ]
+    skeleton = sql_skeleton("\n".join(statements))
     assert skeleton == "ALTER SYSTEM SET Q = Q;\n" * len(config) + "SELECT pg_reload_conf();"
 
 
@@ -159,5 +170,8 @@ def test_a_composite_config_renders_part_by_part() -> None:
     conf = render(spec, config, "conf")
     assert conf.startswith("# toy\n") and "\n# host\nvm.swappiness = 10" in conf
     sql = render(spec, config, "sql")
-    assert "ALTER SYSTEM SET" in sql and "-- host: not set with SQL\n-- vm.swappiness = 10" in sql
+    assert (
+        "ALTER SYSTEM SET" in sql
+        and "-- host: not set with sql; as conf:\n-- vm.swappiness = 10" in sql
+    )
     assert "host.vm.swappiness" in render(spec, config, "json")

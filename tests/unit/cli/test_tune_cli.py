@@ -64,6 +64,33 @@ def test_bad_repeats_or_time_budget_are_refused_before_anything_runs(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "a new experiment needs --system and --workload"),
+        (["--experiment", "ghost"], "(no experiment 'ghost' in the store to resume)"),
+        (["--system", SPEC, "--experiment", "ghost"], "a new experiment needs --system and"),
+    ],
+)
+def test_without_system_and_workload_only_a_stored_experiment_resumes(
+    args: list[str], message: str, store_url: str
+) -> None:
+    result = runner.invoke(app, ["tune", *args, "--store", store_url], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_resume_by_name_of_an_existing_server_asks_for_its_dsn_again(
+    store: Store, make_experiment: Callable[..., Experiment], store_url: str
+) -> None:
+    make_experiment("remote", settings={"target": "host=db1 dbname=bench", "knobs": ["mem"]})
+    result = runner.invoke(
+        app, ["tune", "--experiment", "remote", "--store", store_url], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2, result.output
+    assert "tuned an existing server (host=db1 dbname=bench); pass --dsn again" in result.output
+
+
 # -- the summary ------------------------------------------------------------------------------
 
 

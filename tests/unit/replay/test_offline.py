@@ -16,7 +16,7 @@ from autotune.replay import build_surrogate, repeat_noise, replay
 from autotune.space import Space
 from autotune.spec import Config, Spec
 from autotune.store import Experiment, Store, Trial, now
-from autotune.tuner import TuningError
+from autotune.tuner import TuningError, summarize
 from tests.unit._support import MACHINE, ROOT
 
 SPEC_PATH = ROOT / "knobs" / "postgres.yaml"
@@ -147,9 +147,12 @@ def test_the_surrogate_learns_the_recorded_response(
     assert s.trials == 25  # 24 configs + the baseline's repeat
     assert s.noise_sd == pytest.approx(3.0 / math.sqrt(2))  # the baseline run twice: 1400, 1403
     assert s.r2_cv is not None and s.r2_cv > 0.5
-    best = max((t for t in store.trials(exp) if t.ok and t.full), key=lambda t: t.objective or 0)
-    assert s.recorded_best.number == best.number
-    assert s.recorded_best_predicted == pytest.approx(best.objective, rel=0.05)
+    # The recorded best is the summary's (as `experiments` and `best` show it): here the
+    # baseline, the one config run twice, with the median of its runs.
+    best = summarize(store, exp).best
+    assert best is not None and s.recorded_best.number == best.number == 1
+    assert (s.recorded_best_value, s.recorded_best_runs) == (1401.5, 2)
+    assert s.recorded_best_predicted == pytest.approx(s.recorded_best_value, rel=0.05)
     # The problem's objective is a loss: maximising tps, lower is better.
     low, high = (
         {**space.default(), "shared_buffers": 4096},
@@ -193,9 +196,9 @@ def test_replay_when_minimising(
 ) -> None:
     exp = recorded("latency", direction="minimize")
     s = build_surrogate(store, exp, noise_sd=0.0)
-    assert s.recorded_best.objective == min(
-        t.objective for t in store.trials(exp) if t.ok and t.full
-    )  # type: ignore[type-var]
+    # The recorded best is the one `autotune best` names (the noise-aware summary's).
+    summary_best = summarize(store, exp).best
+    assert summary_best is not None and s.recorded_best.number == summary_best.number
     baseline = s.problem.objective(space.default())
     assert baseline > 0  # minimising: the loss is the latency itself
     (run,) = replay(s, "random", 10, 1, "minimize")
@@ -211,7 +214,8 @@ def test_replay_cli_prints_the_recorded_best_and_stores_the_analysis(
     store: Store, store_url: str, recorded: Callable[..., Experiment]
 ) -> None:
     exp = recorded()
-    best = build_surrogate(store, exp).recorded_best
+    surrogate = build_surrogate(store, exp)
+    best = surrogate.recorded_best
     result = runner.invoke(
         app,
         ["replay", "pgx", "--optimizer", "random", "--trials", "8", "--seeds", "2",
@@ -219,9 +223,10 @@ def test_replay_cli_prints_the_recorded_best_and_stores_the_analysis(
         env={"COLUMNS": "200"},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert f"recorded best   {best.objective:.6g} tps measured (trial {best.number} of 27)" in (
-        result.stdout
-    )
+    assert (
+        f"recorded best   trial {best.number} of 27 (as `autotune best` names it): "
+        f"{surrogate.recorded_best_value:.6g} tps measured"
+    ) in result.stdout
     assert "surrogate: random forest on 25 trials of pgx" in result.stdout
     assert result.stdout.count("random seed ") == 2
     assert "replay random: median best " in result.stdout

@@ -61,8 +61,8 @@ def filled(
         "analyze",
         {
             "combined": [
-                {"name": "mem", "rank": 1, "score": 0.8},
-                {"name": "mode", "rank": 2, "score": 0.2},
+                {"name": "mem", "rank": 1, "score": 1.0},  # score: the mean rank
+                {"name": "mode", "rank": 2, "score": 2.0},
             ]
         },
     )
@@ -164,7 +164,13 @@ def test_page_is_self_contained_and_complete(store: Store, filled: Experiment) -
     assert parcoords["type"] == "parcoords"
     assert [d["label"] for d in parcoords["dimensions"]] == ["mem", "ratio", "tps"]
     assert all(len(d["values"]) == 5 for d in parcoords["dimensions"])
-    assert figures["importance"]["data"][0]["x"] == ["mem", "mode"]
+    bars = figures["importance"]["data"][0]
+    # Bar length is importance: the top-ranked knob's bar is the longest.
+    assert bars["orientation"] == "h" and bars["y"] == ["mem", "mode"]
+    assert bars["x"][0] > bars["x"][1] > 0
+    # Parallel coordinates in the knob's units, as postgresql.conf writes them.
+    mem = parcoords["dimensions"][0]
+    assert mem["ticktext"] and all(t.endswith("B") for t in mem["ticktext"]), mem
 
     spec = recorded_spec(filled)
     conf = render(spec, {"mem": 65536, "ratio": 0.25, "mode": "b"}, "conf")
@@ -205,7 +211,13 @@ def test_no_analysis_and_no_success(
     page = parse(html)
     assert page.pre["best-config"] == ""
     assert "autotune analyze empty" in html
-    assert embedded(html, "figures") == {"history": None, "parallel": None, "importance": None}
+    assert embedded(html, "figures") == {
+        "verdict": None,
+        "history": None,
+        "parallel": None,
+        "importance": None,
+    }
+    assert "Not verified. No successful trial yet." in html
 
 
 def test_write_report_inlines_plotly(store: Store, filled: Experiment, tmp_path: Path) -> None:
@@ -248,7 +260,19 @@ def test_recorded_experiment_renders(store: Store) -> None:
     html = render_experiment_html(data, plotly_js=FAKE_PLOTLY)
     assert external_sources(html) == []
     assert len(parse(html).rows) == len(data["trials"]) == 20
-    assert data["verify"] is not None and 'id="verify"' in html
+    assert data["verify"] is not None and 'id="verdict"' in html
+    # The page leads with the verdict of the stored `autotune verify`, in words.
+    verdict = data["verdict"]
+    assert verdict is not None and verdict["verified"] is False
+    assert verdict["verdict"].startswith("no verified gain: keep the default (best is 0.881×")
+    assert html.index('id="verdict"') < html.index('id="charts"') < html.index('id="best"')
+    assert "No verified gain: keep the default" in html
+    assert "Not recommended: the verification above found no verified gain" in html
+    arms = {a["label"]: a for a in verdict["arms"]}
+    assert arms["best"]["ci"] == pytest.approx([0.7057, 1.0144], abs=1e-4)
+    figures_ = embedded(html, "figures")
+    paired = figures_["verdict"]["data"][-1]
+    assert paired["y"] == ["best", "pgtune"] and paired["x"][0] == pytest.approx(0.8807, abs=1e-4)
     best = data["best"]
     assert best is not None
     assert parse(html).pre["best-config"] == render(recorded_spec(exp), best["config"], "conf")

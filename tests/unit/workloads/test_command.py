@@ -303,6 +303,7 @@ def test_a_command_workload_parses(tmp_path: Path) -> None:
         "metrics": {"rps": {"regex": "rps=([0-9.]+)"}, "p99": {"json": "lat.p99"}},
         "repeat": 1,
         "timeout_s": 120.0,
+        "cache": False,
     }
     assert wl.objective_metric == "p99" and wl.direction == "minimize"
 
@@ -321,3 +322,13 @@ def test_the_built_in_redis_benchmark_workload_reads_redis_benchmark_csv() -> No
         "set_p99_latency_ms": 3.535,
         "get_p99_latency_ms": 4.103,
     }
+
+
+def test_a_command_workload_cannot_ask_for_the_dataset_cache(tmp_path: Path) -> None:
+    text = (
+        "name: c\nsystem: redis\nkind: command\nrun: [bench]\ncache: true\n"
+        "metrics: {rps: {regex: 'rps=([0-9.]+)'}}\nobjective: {metric: rps}\n"
+    )
+    with pytest.raises(SpecError) as err:
+        parse_workload(text, tmp_path / "c.yaml")
+    assert any("field 'cache': a command workload has no data" in p for p in err.value.problems)

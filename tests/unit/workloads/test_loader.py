@@ -60,6 +60,7 @@ def test_pgbench_workload(tmp_path: Path) -> None:
         "threads": 2,
         "mode": "simple",
         "reset": True,  # tpcb-like writes: every trial starts from the loaded data
+        "cache": False,  # loaded again each session unless it asks
     }
     assert wl.source == PGBENCH
     assert wl.content_hash == hashlib.sha256(PGBENCH.encode()).hexdigest()
@@ -86,6 +87,37 @@ def test_reset_can_be_set_and_must_be_a_bool(tmp_path: Path) -> None:
     assert problems(tmp_path, PGBENCH + "reset: sometimes\n") == [
         f"{tmp_path / 'w.yaml'}: field 'reset': 'sometimes' is not true or false"
     ]
+
+
+def test_cache_keys_the_data_by_what_the_load_reads(tmp_path: Path) -> None:
+    assert parse(tmp_path, PGBENCH).dataset_key() is None  # off unless asked for
+    cached = parse(tmp_path, PGBENCH + "cache: true\n")
+    assert cached.dataset_key() == "pgbench-scale3-resettable"
+    # Another duration or client count loads the same data; another scale does not.
+    other = PGBENCH.replace("clients: 4", "clients: 9").replace("duration: 1min", "duration: 5s")
+    assert parse(tmp_path, other + "cache: true\n").dataset_key() == cached.dataset_key()
+    bigger = parse(tmp_path, PGBENCH.replace("scale: 3", "scale: 4") + "cache: true\n")
+    assert bigger.dataset_key() == "pgbench-scale4-resettable"
+    select = PGBENCH.replace("tpcb-like", "select-only") + "cache: true\n"
+    assert parse(tmp_path, select).dataset_key() == "pgbench-scale3"  # no pristine copy
+    assert problems(tmp_path, PGBENCH + "cache: yes please\n") == [
+        f"{tmp_path / 'w.yaml'}: field 'cache': 'yes please' is not true or false"
+    ]
+
+
+def test_a_query_sets_cache_key_follows_its_setup_file(tmp_path: Path) -> None:
+    (tmp_path / "setup.sql").write_text("CREATE TABLE t (x int);\n")
+    (tmp_path / "q1.sql").write_text("SELECT 1;\n")
+    text = (
+        "name: qs\nsystem: postgres\nkind: sql-set\nsetup: setup.sql\nqueries: q*.sql\n"
+        "cache: true\nobjective: {metric: latency_p95_ms, direction: minimize}\n"
+    )
+    first = parse(tmp_path, text).dataset_key()
+    assert first is not None and first.startswith("qs-")
+    (tmp_path / "q1.sql").write_text("SELECT 2;\n")  # the queries do not change the data
+    assert parse(tmp_path, text).dataset_key() == first
+    (tmp_path / "setup.sql").write_text("CREATE TABLE t (x bigint);\n")
+    assert parse(tmp_path, text).dataset_key() != first
 
 
 @pytest.mark.parametrize(
