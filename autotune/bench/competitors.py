@@ -207,9 +207,10 @@ def _specials(problem: Problem) -> dict[str, dict[str, Any]]:
 def _switched(problem: Problem, raw: list[Any], modes: dict[str, str]) -> Config:
     """A config from a peer's point: the range values, then each chosen special value."""
     config = from_skopt_point(problem.space, raw)
-    for name, mode in modes.items():
-        if mode != RANGE:
-            config[name] = _specials(problem)[name][mode]
+    chosen = {name: mode for name, mode in modes.items() if mode != RANGE}
+    if chosen:
+        specials = _specials(problem)
+        config.update({name: specials[name][mode] for name, mode in chosen.items()})
     return config
 
 
@@ -254,13 +255,14 @@ def _optuna_baseline(problem: Problem) -> dict[str, Any]:
     """The spec's defaults as Optuna parameters, special values through their switch."""
     default = problem.space.default()
     clamped = clamped_baseline(problem)
+    specials = _specials(problem)
     params: dict[str, Any] = {}
     for name, mode in _baseline_modes(problem).items():
         params[SWITCH.format(name)] = mode
     for knob in problem.space.knobs:
         if params.get(SWITCH.format(knob.name), RANGE) == RANGE:
             value = default[knob.name]
-            params[knob.name] = value if knob.name in _specials(problem) else clamped[knob.name]
+            params[knob.name] = value if knob.name in specials else clamped[knob.name]
     return params
 
 
