@@ -39,6 +39,9 @@ class TrialOutcome:
     log_excerpt: str | None = None
     started_at: Any = None
     finished_at: Any = None
+    # The config that ran, when it is not the leased one: a baseline runs the target's
+    # configuration as found (``Agent.as_found``), which the tuner then records.
+    config: Config | None = None
 
 
 class _InternalMetrics:
@@ -111,6 +114,7 @@ class Agent:
         self.reset = reset
         self.settle = settle
         self.setup_s = 0.0
+        self.found: Config | None = None  # the target's configuration before any change
         self._started = False
         self._twin: System | None = None  # started on the first paired run
         # Once the workload has said "measure", later trials skip the whole-run fallback.
@@ -122,9 +126,18 @@ class Agent:
         phase("starting system")
         self._started = True
         self.system.start()
+        self.found = self.system.current()
         self._load(self.system, phase, "")
         self.system.mark_good()
         self.setup_s = time.monotonic() - t0
+
+    def as_found(self, config: Config) -> Config:
+        """``config``'s knobs at the values the target ran before the session (those it
+        could read; the others as given): the baseline of an existing server or a host
+        is what runs today, not the spec's defaults."""
+        if not self.found:
+            return dict(config)
+        return {name: self.found.get(name, value) for name, value in config.items()}
 
     def _load(self, system: System, phase: PhaseCallback, whose: str) -> None:
         """The workload's data into ``system``: from the dataset cache when the workload

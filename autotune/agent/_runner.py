@@ -145,7 +145,12 @@ class AgentRunner:
                         lease.config, lease.reference, self._phase, length, swap
                     )
                 else:
-                    outcome = agent.run_trial(lease.config, self._phase, length)
+                    config = lease.config
+                    if lease.is_baseline and lease.phase == "search":
+                        config = agent.as_found(config)
+                    outcome = agent.run_trial(config, self._phase, length)
+                    if config != lease.config:
+                        outcome.config = config
             finished = True
             self._report(lease, outcome)
         finally:

@@ -40,6 +40,7 @@ from autotune.tuner import (
     experiment_spec,
     paired_between,
     pgtune_db_type,
+    reference_arms,
     summarize,
 )
 from autotune.workloads import make_workload
@@ -88,10 +89,12 @@ def _verify(
     the session's own verification policy, run again."""
     spec = experiment_spec(experiment)
     label, config = _pick_config(store, experiment, which)
-    arms = [
-        Arm("default", {}, "the spec's defaults"),
-        Arm("best" if which == "best" else label, config, label),
-    ]
+    # The reference is what the target ran when the session started (an existing
+    # server's or host's own settings); the spec's defaults join when they differ.
+    reference, spec_defaults = reference_arms(store.trials(experiment), spec)
+    arms = [reference, Arm("best" if which == "best" else label, config, label)]
+    if spec_defaults is not None:
+        arms.append(spec_defaults)
     notes: list[str] = []
     if pgtune:
         host = Machine.local()

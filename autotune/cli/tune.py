@@ -88,6 +88,7 @@ class _Progress(RunnerEvents):
         self.runner: AgentRunner | None = None
         self.setup_s = 0.0
         self.baseline: Trial | None = None
+        self.defaults: Config = {}  # the spec's, to say how a baseline as found differs
         self.verifying = False
         self.level: float | None = None  # the latest drift control's value
         self.round_default: dict[int, float] = {}  # verification round -> its default's value
@@ -153,12 +154,24 @@ class _Progress(RunnerEvents):
         if trial.phase == "verify":
             self._verify_line(trial)
             return
+        found = _found(trial, self.defaults) if trial.is_baseline else {}
         if trial.is_baseline and not trial.repeat and trial.ok:
             self.baseline = trial
+            if found:
+                shown = ", ".join(f"{k}={v}" for k, v in list(found.items())[:4])
+                more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+                console.print(
+                    f"baseline: the configuration the target runs today, not the spec's "
+                    f"defaults ({len(found)} knob(s) differ: {shown}{more}); a verification "
+                    "measures the spec's defaults too",
+                    markup=False,
+                )
         if not trial.ok:
             # A failed baseline is the scheduler's to judge (tried again once, then the
             # search ends and the summary says why): the same rule as the service's.
-            what = " (the baseline: the spec's defaults)" if trial.is_baseline else ""
+            what = ""
+            if trial.is_baseline:
+                what = f" (the baseline: {'as the target ran' if found else 'the spec defaults'})"
             console.print(f"trial {trial.number:>3}  [red]FAILED[/]{what}  {trial.error}")
             if trial.log_excerpt:
                 last = trial.log_excerpt.strip().splitlines()
@@ -208,6 +221,11 @@ class _Progress(RunnerEvents):
             beside = "the default beside it, on a twin" if twin else "this round's default"
             note = f"  ({ratio:.3f}× {beside})"
         console.print(f"{head}  {self.objective}={trial.objective:.6g}{note}")
+
+
+def _found(trial: Trial, defaults: Config) -> Config:
+    """The baseline's values that are not the spec's defaults: the target's own."""
+    return {k: v for k, v in trial.config.items() if k in defaults and defaults[k] != v}
 
 
 def _change(value: float, baseline: float, direction: str) -> str:
@@ -558,6 +576,7 @@ def tune(
         events = _Progress(trials, measure_s + wl.warmup_s + 2, wl.objective_metric, wl.direction)
         runner = AgentRunner(LocalClient(Scheduler(st), experiment=name), make_system, events)
         events.runner = runner
+        events.defaults = spec.defaults()
         events.where = "managed sandbox" if dsn is None else public_dsn(dsn)
         # Ctrl-C must work even when a parent shell started us with SIGINT ignored
         # (as `cmd &` does): cleanup depends on it.
@@ -781,7 +800,11 @@ def _print_summary(
     if rb is not None and rb.baseline is not None:
         base = rb.baseline
         runs = f"median of {base.n} runs, " if base.n > 1 else ""
-        console.print(f"baseline      {base.median:.6g} {unit}  ({runs}trial {base.first.number})")
+        found = _found(base.first, spec.defaults())
+        what = f": as found, {len(found)} knob(s) off the defaults" if found else ""
+        console.print(
+            f"baseline      {base.median:.6g} {unit}  ({runs}trial {base.first.number}{what})"
+        )
     if v is not None:
         console.print(
             verification_table(
@@ -834,7 +857,7 @@ def _print_summary(
     where = " (postgresql.conf)" if spec.system == "postgres" else ""
     if v is not None and not v.verified:
         console.print(
-            f"[yellow]no verified gain: keep the default.[/] The best candidate{where}, "
+            f"[yellow]no verified gain: keep {v.reference_name}.[/] The best candidate{where}, "
             "not recommended:"
         )
     else:

@@ -158,7 +158,9 @@ def verdict_of(summary: Summary, verify: dict[str, Any] | None) -> dict[str, Any
     if isinstance(verify.get("verification"), dict):
         return {"source": "autotune verify", **clean(verify["verification"])}
     arms = _legacy_arms(verify)
-    contenders = [a for a in arms if a["label"] not in ("default", "pgtune") and a["ratio"]]
+    contenders = [
+        a for a in arms if a["label"] not in ("default", "pgtune", "spec defaults") and a["ratio"]
+    ]
     if not contenders:
         return None
     best = max(contenders, key=lambda a: a["ratio"])

@@ -430,6 +430,7 @@ def create_app(
             log_excerpt=o.log_excerpt,
             started_at=o.started_at,
             finished_at=o.finished_at,
+            config=None if o.config is None else dict(o.config),
         )
         return TrialOut.of(scheduler.report(agent, trial_id, body.lease_id, outcome))
 

@@ -242,6 +242,7 @@ def outcome_json(outcome: TrialOutcome) -> dict[str, Any]:
         else _text(outcome.log_excerpt)[-MAX_LOG:],
         "started_at": _iso(outcome.started_at),
         "finished_at": _iso(outcome.finished_at),
+        **({} if outcome.config is None else {"config": dict(outcome.config)}),
     }
 
 

@@ -41,6 +41,9 @@ MetricName = Annotated[str, Field(pattern=KNOB_PATTERN, strict=True)]
 KnobGroup = Annotated[str, Field(pattern=r"^group:[A-Za-z0-9_.-]{1,128}$", strict=True)]
 LeaseId = Annotated[str, Field(pattern=LEASE_ID_PATTERN, strict=True)]
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+ConfigValue = Annotated[
+    bool | int | Finite | Annotated[str, Field(max_length=4096)], Field(union_mode="left_to_right")
+]
 if TYPE_CHECKING:
     OptimizerName = str
 else:  # every registered optimiser, as an enum in the API schema
@@ -491,6 +494,11 @@ class OutcomeIn(Strict):
     log_excerpt: LongText | None = None
     started_at: Timestamp | None = None
     finished_at: Timestamp | None = None
+    config: dict[KnobName, ConfigValue] | None = Field(
+        default=None,
+        max_length=1000,
+        description="A baseline's config as the target ran it, when not the leased one.",
+    )
 
     @model_validator(mode="after")
     def _in_order(self) -> OutcomeIn:

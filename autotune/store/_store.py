@@ -785,6 +785,14 @@ class Store:
         with self._session() as session:
             row = self._held(session, trial_id, lease_id, agent)
             _check_times(row, result)
+            if result.config:
+                # A baseline as the target runs it: the agent read the values it ran.
+                if not row.is_baseline or set(result.config) != set(row.config):
+                    raise BadReport(
+                        f"trial {row.number}: only a baseline reports the config it ran, "
+                        "over the knobs it was leased with"
+                    )
+                row.config = dict(result.config)
             row.status = result.status
             row.objective = result.objective
             row.started_at = result.started_at

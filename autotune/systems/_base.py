@@ -82,6 +82,16 @@ class System(ABC):
         """Whether restart-class knobs can be applied here."""
         return True
 
+    def current(self) -> Config | None:
+        """The spec's knobs as the target ran them when ``start`` found it, before any
+        change: what its owner runs today, which the session's baseline measures.
+
+        Knobs that cannot be read, or whose value lies outside the spec's range, are left
+        out (the baseline takes the spec's default for them). None where the target is
+        made fresh for the session, so its configuration is the spec's defaults (a
+        managed sandbox)."""
+        return None
+
     def twin(self) -> System | None:
         """A second, identical instance of this system, not started: a verification
         measures a config beside it running the default, in alternating slices, so both

@@ -115,6 +115,18 @@ class CompositeSystem(System):
     def restartable(self) -> bool:
         return all(part.restartable() for _, part in self.parts)
 
+    def current(self) -> Config | None:
+        """Each part's current values under its namespace; None when no part has any
+        (every part made fresh): the parts that have none run the spec's defaults."""
+        out: Config = {}
+        found = False
+        for ns, part in self.parts:
+            values = part.current()
+            if values is not None:
+                found = True
+                out.update({f"{ns}.{name}": value for name, value in values.items()})
+        return out if found else None
+
     def log_excerpt(self) -> str:
         return "\n".join(
             f"[{ns}] {text}" for ns, part in self.parts if (text := part.log_excerpt())

@@ -55,6 +55,7 @@ from autotune.tuner._verify import (
     paired_between,
     paired_ratio,
     pgtune_db_type,
+    reference_arms,
     rotation,
     summarize_verification,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "paired_ratio_ci",
     "pgtune_db_type",
     "plan_repeats",
+    "reference_arms",
     "resolve_warm_start",
     "robust_best",
     "rotation",

@@ -30,8 +30,8 @@ from typing import Any
 from autotune.agent import ExperimentInfo, Lease, TrialOutcome, trial_duration_s
 from autotune.optimizers import Optimizer, SpaceExhausted, Suggestion, make_optimizer
 from autotune.space import Space
-from autotune.spec import Machine, Spec, parse_spec
-from autotune.store import Experiment, Proposal, Store, Trial, now
+from autotune.spec import KnobValueError, Machine, Spec, parse_spec
+from autotune.store import BadReport, Experiment, Proposal, Store, Trial, now
 from autotune.tuner._drift import control_due, corrected_objectives, with_corrected
 from autotune.tuner._racing import plan_repeats
 from autotune.tuner._tuner import TuningError, loss_of
@@ -117,6 +117,13 @@ BASELINE_TRIES = 2  # a failed baseline is tried once more (a passing fault), th
 def _controls(experiment: Experiment) -> int:
     """Search trials between drift controls (0: none)."""
     return int(experiment.settings.get("controls") or 0)
+
+
+def _baseline_config(trials: list[Trial], space: Space) -> dict[str, Any]:
+    """The baseline as it ran (the target's configuration as found, for an existing
+    server or a host), else the spec's defaults."""
+    ran = next((t for t in trials if t.is_baseline and t.searched and t.ok), None)
+    return dict(ran.config) if ran is not None else space.default()
 
 
 def _active(counts: dict[str, int]) -> int:
@@ -312,7 +319,7 @@ class Scheduler:
             # The default again, before the next search trial: the host's level now.
             number += 1
             room -= 1
-            controls = [Proposal(number, space.default(), phase="control")]
+            controls = [Proposal(number, _baseline_config(trials, space), phase="control")]
         else:
             controls = []
         trials = [t for t in trials if t.searched]
@@ -525,6 +532,24 @@ class Scheduler:
             restartable=bool(experiment.settings.get("restartable", True)),
         )
 
+    @staticmethod
+    def _ran(experiment: Experiment, config: dict[str, Any] | None) -> dict[str, Any]:
+        """A reported baseline config, each value checked against the experiment's spec
+        (BadReport names the knob); {} when the agent ran the leased config."""
+        if not config:
+            return {}
+        knobs = experiment_spec(experiment).knobs
+        out: dict[str, Any] = {}
+        for name, value in config.items():
+            knob = knobs.get(name)
+            if knob is None:
+                raise BadReport(f"reported config: knob {name!r} is not in the spec")
+            try:
+                out[name] = knob.validate(value)
+            except KnobValueError as exc:
+                raise BadReport(f"reported config: {name}: {exc}") from None
+        return out
+
     def _spent(self, experiment: Experiment, counts: dict[str, int]) -> bool:
         """Done: nothing in flight, the search over (every budgeted trial finished, or its
         time up), and the verification over or not wanted. Call it holding the lock: it
@@ -559,9 +584,10 @@ class Scheduler:
             status, error = "failed", f"the workload reported no {metric!r}"
         if status not in ("ok", "failed"):
             raise TuningError(f"a report's status must be ok or failed, not {status!r}")
+        ran = self._ran(experiment, outcome.config)
         result = Trial(
             number=0,  # kept from the leased row
-            config={},
+            config=ran,  # {}: the leased config, kept
             status=status,
             objective=objective,
             started_at=outcome.started_at,

@@ -35,8 +35,9 @@ from autotune.spec import Config, Spec
 from autotune.store import Experiment, Trial
 from autotune.tuner._robust import config_key, config_runs
 
-REFERENCE = "default"
+REFERENCE = "default"  # the baseline: the spec's defaults, or what the target ran at start
 PGTUNE = "pgtune"
+SPEC_DEFAULTS = "spec defaults"  # a second yardstick when the baseline is not the defaults
 REFERENCE_METRIC = "reference.objective"  # the default's value beside a run on a twin
 PRECISION = 0.03  # stop once the best's CI is at most ±3%
 MIN_ROUNDS = 3
@@ -206,6 +207,7 @@ class Verification:
     precision: float
     stopped: str = ""  # why no more rounds run; "" while it may go on
     configs: dict[str, Config] = field(default_factory=dict)
+    reference_name: str = "the default"  # how the verdict names the reference arm
 
     def arm(self, label: str) -> ArmResult | None:
         return next((a for a in self.arms if a.label == label), None)
@@ -229,9 +231,10 @@ class Verification:
             return "not verified: too few successful rounds"
         pr = best.versus
         ci = f"95% CI {pr.low:.3f}–{pr.high:.3f}, {pr.pairs} paired rounds"
+        ref = self.reference_name
         if pr.low > 1:
-            return f"verified gain: {best.label} is {pr.ratio:.3f}× the default ({ci})"
-        return f"no verified gain: keep the default ({best.label} is {pr.ratio:.3f}×, {ci})"
+            return f"verified gain: {best.label} is {pr.ratio:.3f}× {ref} ({ci})"
+        return f"no verified gain: keep {ref} ({best.label} is {pr.ratio:.3f}×, {ci})"
 
     def to_json(self) -> dict[str, Any]:
         best = self.best
@@ -301,7 +304,7 @@ def summarize_verification(
     and pgtune a yardstick, not autotune's recommendation.
     """
     labels = [a.label for a in arms]
-    candidates = [label for label in labels if label not in (REFERENCE, PGTUNE)]
+    candidates = [label for label in labels if label not in (REFERENCE, PGTUNE, SPEC_DEFAULTS)]
     rounds = complete_rounds(runs, labels)
     higher = direction == "maximize"
     results = []
@@ -326,6 +329,7 @@ def summarize_verification(
         rounds,
         policy.precision,
         configs={a.label: dict(a.config) for a in arms},
+        reference_name="the current config" if SPEC_DEFAULTS in labels else "the default",
     )
     return _with_stop(verification, policy)
 
@@ -411,18 +415,38 @@ def choose_arms(
     """
     search = [t for t in trials if t.searched]
     groups = config_runs(search)
-    default = next((g.config for g in groups if g.is_baseline), None)
     sign = 1.0 if direction == "maximize" else -1.0
     ranked = sorted((g for g in groups if not g.is_baseline), key=lambda g: -sign * g.median)
-    arms = [Arm(REFERENCE, default if default is not None else spec.defaults(), "the defaults")]
+    reference, spec_defaults = reference_arms(trials, spec)
+    arms = [reference]
     arms += [
         Arm(f"trial {g.first.number}", g.config, f"{g.n} search run(s), median {g.median:.6g}")
         for g in ranked[: policy.contenders]
     ]
+    if len(arms) > 1 and spec_defaults is not None:
+        arms.append(spec_defaults)
     if len(arms) > 1 and pgtune:
         arms.append(Arm(PGTUNE, pgtune, "pgtune's formulas for this machine"))
     configs = complete_configs(spec, arms)
     return [Arm(a.label, c, a.note) for a, c in zip(arms, configs, strict=True)]
+
+
+def reference_arms(trials: Sequence[Trial], spec: Spec) -> tuple[Arm, Arm | None]:
+    """The reference arm (the config the search's baseline ran: what the target ran
+    at start) and, when that differs from the spec's defaults, an arm for those.
+
+    The baseline is what runs today; the spec's defaults are a second yardstick.
+    """
+    groups = config_runs([t for t in trials if t.searched])
+    default = next((g.config for g in groups if g.is_baseline), None)
+    defaults = spec.defaults()
+    reference = default if default is not None else defaults
+    if all(v == defaults.get(n) for n, v in reference.items()):
+        return Arm(REFERENCE, reference, "the defaults"), None
+    return (
+        Arm(REFERENCE, reference, "the configuration the target ran at start"),
+        Arm(SPEC_DEFAULTS, {n: defaults[n] for n in reference}, "the spec's defaults"),
+    )
 
 
 def pgtune_db_type(workload_content: str) -> str:

@@ -8,6 +8,7 @@ from starting again.
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import psycopg2
 import pytest
 from psycopg2.extensions import make_dsn
 
+from autotune.store import Store
 from autotune.systems.postgres import Sandbox
 from tests.conftest import DATA
 from tests.integration.pgutil import run_cli
@@ -52,7 +54,15 @@ def test_without_data_dir_restart_knobs_are_left_out_and_the_server_is_untouched
     sandbox: Sandbox, workdir: Path
 ) -> None:
     dsn = make_dsn(**sandbox.conn_params())
+    # The DBA runs work_mem at 6MB today: the baseline measures that, not the spec's 4MB.
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("ALTER SYSTEM SET work_mem = '6MB'")
+        cur.execute("SELECT pg_reload_conf()")
+    conn.close()
     before = settings(dsn)
+    assert before[1] == "6MB"
     result = run_cli(
         workdir,
         "tune", "--system", POISON, "--workload", TINY_TPCB, "--dsn", dsn,
@@ -63,6 +73,25 @@ def test_without_data_dir_restart_knobs_are_left_out_and_the_server_is_untouched
     assert "shared_buffers" in result.stdout.split("left out restart-class knobs")[1]
     trials = run_cli(workdir, "trials", "no-data-dir", "--format", "json").stdout
     assert '"shared_buffers"' not in trials  # never tried
+    baseline = json.loads(trials)[0]
+    assert baseline["baseline"] and baseline["config"]["work_mem"] == 6 * 1024
+    assert "baseline: the configuration the target runs today" in result.stdout
+    assert sandbox.running() and settings(dsn) == before
+    # A later verify measures against the same reference, the spec's defaults beside it.
+    checked = run_cli(
+        workdir,
+        "verify", "no-data-dir", "--dsn", dsn, "--rounds", "2", "--duration", "1",
+        "--no-pgtune",
+    )  # fmt: skip
+    assert "default, best, spec defaults" in checked.stdout, checked.stdout
+    assert "keep the current config" in checked.stdout or "verified gain" in checked.stdout
+    store = Store(f"sqlite:///{workdir / 'store.db'}")
+    try:
+        (analysis,) = store.analyses(store.require_experiment("no-data-dir"), "verify")
+    finally:
+        store.close()
+    arms = {a["label"]: a["config"] for a in analysis.result["arms"]}
+    assert arms["default"]["work_mem"] == 6 * 1024 and arms["spec defaults"]["work_mem"] == 4096
     assert sandbox.running() and settings(dsn) == before
 
 

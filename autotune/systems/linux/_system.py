@@ -622,6 +622,23 @@ class LinuxSystem(System):
     def restartable(self) -> bool:
         return True  # nothing here needs a restart: every knob takes effect online
 
+    def current(self) -> Config:
+        """The host's values read at ``start`` (after a killed session's were put back).
+        A knob on several devices takes the first device's value; a knob the host has no
+        file for, or whose value the spec cannot take, is left out (logged)."""
+        out: Config = {}
+        for name in self.knob_names:
+            files = [f for f in self._files.get(name, []) if f.rel in self._original]
+            if not files:
+                continue
+            knob = self.spec.knobs[name]
+            text = self._original[files[0].rel]
+            try:
+                out[name] = knob.validate(text)
+            except KnobValueError as exc:
+                log.info("%s: the host's value %r is outside the spec (%s)", name, text, exc)
+        return out
+
     def placeholders(self) -> dict[str, str]:
         return {}
 

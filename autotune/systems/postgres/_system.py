@@ -75,6 +75,7 @@ class PostgresSystem(System):
         self._good_text: str | None = None
         self._log_offset = 0
         self._touched: set[str] = set()
+        self._found: Config = {}  # the knobs' values at the first start, for current()
 
     # -- connection -----------------------------------------------------------------
     def conn_params(self) -> dict[str, str]:
@@ -206,7 +207,10 @@ class PostgresSystem(System):
         if self.sandbox is None and self.data_dir is not None:
             self._check_data_dir()
         self._good_text = self._original_text
-        self._current = self._running_values()
+        running = self._running()
+        if not self._found:
+            self._found = running  # before any change of ours: what the owner runs
+        self._current = {n: self.spec.knobs[n].format(v) for n, v in running.items()}
         self._good = dict(self._current)
 
     def _check_data_dir(self) -> None:
@@ -231,22 +235,39 @@ class PostgresSystem(System):
 
     def _running_values(self) -> dict[str, str]:
         """The spec's knobs as the server runs them now, so unchanged ones are not re-set."""
+        return {name: self.spec.knobs[name].format(v) for name, v in self._running().items()}
+
+    def _running(self) -> Config:
+        """The spec's knobs as the server runs them now, as config values.
+
+        A knob at its compiled-in default whose spec default is a special value (-1:
+        derived from other settings) keeps the special value: pg_settings shows what the
+        server derived from it, which is not what it runs with today."""
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s)",
+                "SELECT name, setting, unit, source FROM pg_settings WHERE name = ANY(%s)",
                 (list(self.spec.knobs),),
             )
             rows = cur.fetchall()
-        out = {}
-        for name, setting, unit in rows:
+        defaults = self.spec.defaults()
+        out: Config = {}
+        for name, setting, unit, source in rows:
             knob = self.spec.knobs[name]
+            if source in ("default", "override") and defaults.get(name) in knob.special:
+                out[name] = defaults[name]
+                continue
             try:
                 if knob.numeric and unit:
                     setting = f"{float(setting) * Unit.parse(unit).base / knob.unit.base:.10g}"
-                out[name] = knob.format(knob.validate(setting))
+                out[name] = knob.validate(setting)
             except (KnobValueError, ValueError):
                 continue  # outside the spec's range: leave it to the first apply
         return out
+
+    def current(self) -> Config | None:
+        """An existing server's settings as ``start`` found them; None for a sandbox,
+        which runs the spec's defaults."""
+        return None if self.sandbox is not None else dict(self._found)
 
     def _where(self) -> str:
         params = self.conn_params()

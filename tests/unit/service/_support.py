@@ -141,6 +141,9 @@ class FakeAgent:
     def start(self, phase: Callable[[str], None] = lambda _: None) -> None:
         phase("starting system")
 
+    def as_found(self, config: Config) -> Config:
+        return dict(config)  # no target, so nothing found before the session
+
     def run_trial(
         self,
         config: Config,

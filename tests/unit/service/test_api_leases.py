@@ -405,3 +405,18 @@ def test_a_store_outage_answers_503_with_retry_after(
     assert response.headers["retry-after"] == "5"
     assert response.json()["detail"] == "the results store is unavailable; retry shortly"
     assert "connection refused" not in response.text  # nothing of the store's internals
+
+
+def test_a_baseline_reports_the_config_it_ran_and_nothing_else_may(service: Service) -> None:
+    service.create(parallelism=2)
+    baseline, search = service.lease("a1"), service.lease("a2")
+    assert baseline is not None and baseline["is_baseline"] and search is not None
+    found = {"shared_buffers": 16384, "work_mem": 6144}  # the server ran work_mem 6MB
+    bad = _report(service, baseline, config={**found, "work_mem": 10**9})
+    assert bad.status_code == 422 and "work_mem" in bad.json()["detail"]
+    assert service.trial(baseline["trial_id"])["status"] == "leased"  # nothing recorded
+    sneaky = _report(service, search, agent="a2", config=search["config"])
+    assert sneaky.status_code == 422 and "only a baseline" in sneaky.json()["detail"]
+    ok = _report(service, baseline, config=found)
+    assert ok.status_code == 200, ok.text
+    assert service.trial(baseline["trial_id"])["config"] == found

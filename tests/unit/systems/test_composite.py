@@ -137,3 +137,28 @@ def test_the_registry_builds_a_composite_from_its_parts_appliers(
     )
     system = make_system(spec, Target())
     assert isinstance(system, CompositeSystem) and built == ["toy", "host"]
+
+
+class Found(Part):
+    """A part that ran ``found`` before the session (a host, an existing server)."""
+
+    def __init__(self, spec: Spec, name: str, found: Config | None) -> None:
+        super().__init__(spec, name, [])
+        self.found = found
+
+    def current(self) -> Config | None:
+        return self.found
+
+
+def test_the_composites_current_config_is_its_parts_under_their_names() -> None:
+    spec = joint()
+    toy, host = spec.parts[0][1], spec.parts[1][1]
+    made_fresh = CompositeSystem(
+        spec, [("toy", Found(toy, "toy", None)), ("host", Part(host, "host", []))]
+    )
+    assert made_fresh.current() is None  # every part made fresh: the spec's defaults
+    system = CompositeSystem(
+        spec,
+        [("toy", Found(toy, "toy", None)), ("host", Found(host, "host", {"vm.dirty_ratio": 40}))],
+    )
+    assert system.current() == {"host.vm.dirty_ratio": 40}

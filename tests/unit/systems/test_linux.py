@@ -642,3 +642,20 @@ def test_a_symlink_out_of_sys_is_not_followed(
     assert "not on this host" in report.not_applied["transparent_hugepage.enabled"]
     assert (outside / "enabled").read_text() == "always [madvise] never\n"
     system.stop()
+
+
+def test_current_is_the_hosts_values_at_start_whatever_is_applied_later(
+    system: FakeKernel, root: Path
+) -> None:
+    system.start()
+    try:
+        found = system.current()
+        assert found["vm.swappiness"] == 60 and found["transparent_hugepage.enabled"] == "madvise"
+        assert found["block.scheduler"] == "mq-deadline"  # the first device's (vda)
+        assert found["block.read_ahead_kb"] == 128
+        assert found["kernel.sched_autogroup_enabled"] is True
+        system.apply({"vm.swappiness": 10, "transparent_hugepage.enabled": "never"})
+        assert read(root, "proc/sys/vm/swappiness") == "10"
+        assert system.current() == found  # what the host ran before the session
+    finally:
+        system.stop()

@@ -286,3 +286,47 @@ def test_on_a_twin_each_run_is_paired_with_the_default_measured_beside_it() -> N
     # The default's row is what ran beside the others: one value per run, none of its own.
     assert len(by["default"].values) == 8 and by["default"].versus is None
     assert v.verified and v.verdict.startswith("verified gain: best is 1.050× the default")
+
+
+def test_a_baseline_as_found_is_the_reference_and_the_spec_defaults_a_yardstick(
+    toy_spec: Spec,
+) -> None:
+    # The target ran mem=2048 before the session (an existing server, a host): the
+    # baseline measured that, so it is what every arm is compared with.
+    found = {"mem": 2048, "ratio": 0.5, "mode": "a"}
+    trials = [
+        _trial(1, 100.0, found, is_baseline=True),
+        _trial(2, 130.0, {**found, "mem": 8192}),
+    ]
+    arms = choose_arms(trials, "maximize", toy_spec, VerifyPolicy(contenders=1))
+    assert [a.label for a in arms] == ["default", "trial 2", "spec defaults"]
+    assert arms[0].config == found and "ran at start" in arms[0].note
+    assert arms[2].config == {"mem": 4096, "ratio": 0.5, "mode": "a"}
+    runs = []
+    for r in range(1, 4):
+        runs += [VerifyRun(r, "default", 100.0), VerifyRun(r, "trial 2", 101.0 + r / 100)]
+        runs.append(VerifyRun(r, "spec defaults", 140.0 + r / 10))
+    v = summarize_verification(arms, runs, "maximize", VerifyPolicy())
+    # The spec's defaults are measured, never recommended: the best is the tuned config.
+    assert v.best is not None and v.best.label == "trial 2"
+    assert (
+        v.verdict.startswith("verified gain: trial 2 is 1.0")
+        and "× the current config" in v.verdict
+    )
+    slow = [VerifyRun(r.round, r.arm, 99.0 + r.round / 10 if r.arm == "trial 2" else r.value)
+            for r in runs]  # fmt: skip
+    assert (
+        "no verified gain: keep the current config"
+        in summarize_verification(arms, slow, "maximize", VerifyPolicy()).verdict
+    )
+    # A baseline at the spec's defaults: no second yardstick, the verdict says "default".
+    plain = choose_arms(
+        [_trial(1, 100.0, {"mem": 4096, "ratio": 0.5, "mode": "a"}, is_baseline=True), trials[1]],
+        "maximize",
+        toy_spec,
+        VerifyPolicy(contenders=1),
+    )
+    assert [a.label for a in plain] == ["default", "trial 2"]
+    assert (
+        "× the default" in summarize_verification(plain, runs, "maximize", VerifyPolicy()).verdict
+    )
