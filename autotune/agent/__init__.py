@@ -9,10 +9,12 @@ from autotune.agent._client import (
     TunerClient,
     trial_duration_s,
 )
+from autotune.agent._host import HOST_PATTERN, host_id
 from autotune.agent._policy import AgentPolicy, Refused, resolve_program
 from autotune.agent._runner import AgentRunner, RunnerEvents, materialize_workload
 
 __all__ = [
+    "HOST_PATTERN",
     "MIN_TRIAL_S",
     "Agent",
     "AgentPolicy",
@@ -24,6 +26,7 @@ __all__ = [
     "RunnerEvents",
     "TrialOutcome",
     "TunerClient",
+    "host_id",
     "materialize_workload",
     "resolve_program",
     "trial_duration_s",

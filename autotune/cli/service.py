@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 
 from autotune._resources import find_all
-from autotune.agent import AgentPolicy, AgentRunner, ExperimentInfo, Lease, RunnerEvents
+from autotune.agent import (
+    HOST_PATTERN,
+    AgentPolicy,
+    AgentRunner,
+    ExperimentInfo,
+    Lease,
+    RunnerEvents,
+)
+from autotune.agent import host_id as this_host
 from autotune.cli._common import (
     DataDirOption,
     DsnOption,
@@ -183,13 +191,14 @@ AGENT_COLUMNS = [
     Column("agent", name=True),
     Column("created", drop=1),
     Column("last_seen", "last seen"),
+    Column("host", drop=2),
 ]
 
 
 @agents_app.command("list")
 @friendly
 def agents_list(format: FormatOption = Format.table, store: StoreOption = None) -> None:
-    """List registered agents and when each last called the server."""
+    """List registered agents, when each last called the server, and its host."""
     with open_store(store) as st:
         agents = st.agents()
 
@@ -200,8 +209,13 @@ def agents_list(format: FormatOption = Format.table, store: StoreOption = None) 
         return when.strftime("%Y-%m-%d %H:%M:%S") if format is Format.table else when.isoformat()
 
     rows = [
-        {"agent": name, "created": at(created), "last_seen": at(seen)}
-        for name, created, seen in agents
+        {
+            "agent": a.name,
+            "created": at(a.created_at),
+            "last_seen": at(a.last_seen_at),
+            "host": a.host,
+        }
+        for a in agents
     ]
     print_listing(rows, AGENT_COLUMNS, format)
 
@@ -306,6 +320,16 @@ def agent(
             help="Run SQL the server sends: sql-set workloads and pgbench scripts.",
         ),
     ] = False,
+    host_id: Annotated[
+        str | None,
+        typer.Option(
+            "--host-id",
+            show_default=False,
+            help="The host this agent runs on, as the server compares hosts so as not to run "
+            "two trials on one at once (default: this kernel's boot id, shared by the "
+            "containers on it). Give VMs on one physical machine the same name.",
+        ),
+    ] = None,
 ) -> None:
     """Run trials for a tuner service: lease, apply, run, collect, report; restore on exit.
 
@@ -322,6 +346,9 @@ def agent(
         fail("--restart-command and --data-dir need --dsn")
     if experiment is not None and not re.match(NAME_PATTERN, experiment):
         fail(f"--experiment {experiment!r} is not an experiment name")
+    if host_id is not None and not re.match(HOST_PATTERN, host_id):
+        fail(f"--host-id {host_id!r}: up to 64 letters, digits and . _ : -, from a letter or digit")
+    host = host_id or this_host()
 
     try:
         policy = agent_policy(allow_spec or [], allow_command or [], allow_sql)
@@ -335,12 +362,12 @@ def agent(
         return build(spec)
 
     try:
-        client = HttpClient(server, token, retry_s=retry_s, experiment=experiment)
+        client = HttpClient(server, token, retry_s=retry_s, experiment=experiment, host=host)
     except ServiceError as exc:
         fail(str(exc))
     target = "a managed sandbox" if dsn is None else public_dsn(dsn)
     console.print(
-        f"agent for {target}, asking {server} for trials"
+        f"agent for {target} on host {host}, asking {server} for trials"
         + (f" of {experiment}" if experiment else "")
         + (" until there are none" if once else " (Ctrl-C to stop)")
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import re
 import signal
 import threading
@@ -37,9 +38,9 @@ from autotune.cli._common import (
 from autotune.cli._format import formatted, render, verification_table
 from autotune.optimizers import OPTIMIZERS
 from autotune.service import AdminClient, ServiceError
-from autotune.service._models import TrialOut
+from autotune.service._models import ExperimentOut, TrialOut
 from autotune.spec import Config, Machine, Spec
-from autotune.store import Experiment, StoreError, Trial, check_name
+from autotune.store import Experiment, StoreError, Trial, check_name, now
 from autotune.systems._registry import applier_kind, known_kinds
 from autotune.systems.postgres import public_dsn
 from autotune.tuner import (
@@ -51,6 +52,7 @@ from autotune.tuner import (
     Scheduler,
     SessionOptions,
     Summary,
+    capacity,
     check_repeats,
     check_warm_start,
     default_repeats,
@@ -64,6 +66,8 @@ from autotune.tuner import (
     verify_option,
 )
 from autotune.workloads import load_workload
+
+CAPACITY_EVERY_S = 10.0  # how often a follow asks which agents can run its trials
 
 
 class _Progress(RunnerEvents):
@@ -400,6 +404,15 @@ def tune(
         int | None,
         typer.Option(min=1, max=256, help="With --server: trials in flight at once. Default 1."),
     ] = None,
+    allow_colocated: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-colocated/--no-allow-colocated",
+            show_default=False,
+            help="With --server: let agents on one host run trials side by side (they measure "
+            "each other's load). Default: one trial per host at a time.",
+        ),
+    ] = None,
     admin_token: Annotated[
         str | None,
         typer.Option(
@@ -473,6 +486,7 @@ def tune(
             "seed": seed,
             "duration_s": duration,
             "parallelism": parallel,
+            "allow_colocated": allow_colocated,
             "allow_unsafe": allow_unsafe or None,
             "repeats": repeats,
             "verify": verify,
@@ -489,8 +503,11 @@ def tune(
         name = experiment or default_name(spec.system, wl.name)
         _tune_remote(server, admin_token, spec, {"name": name, **request})
         return
-    if parallel is not None:
-        fail("--parallel needs --server: a local session runs one trial at a time")
+    if parallel is not None or allow_colocated is not None:
+        fail(
+            "--parallel and --allow-colocated need --server: a local session runs one trial "
+            "at a time"
+        )
     if dsn is None and (restart_command or data_dir or apply_best):
         fail("--restart-command, --data-dir and --apply-best need --dsn")
     machine = Machine.local()
@@ -714,7 +731,7 @@ def _tune_remote(
             f"{exp.optimizer}, {exp.budget} trials, up to {exp.parallelism} at a time"
             + (f" ({exp.finished} recorded)" if created.resumed else "")
         )
-        _follow(client, name, exp.budget, exp.objective_metric, exp.direction, poll_s)
+        _follow(client, exp, poll_s)
         best = client.best(name)
         done = [t.to_trial() for t in client.trials(name) if t.status in ("ok", "failed")]
     except (KeyboardInterrupt, _Interrupted):
@@ -735,16 +752,26 @@ def _tune_remote(
     _print_summary(spec, summary, 0.0, 0.0)
 
 
-def _follow(
-    client: AdminClient, name: str, budget: int, metric: str, direction: str, poll_s: float
-) -> None:
-    """A bar of finished trials and one line per trial, until the budget is spent."""
+def _follow(client: AdminClient, exp: ExperimentOut, poll_s: float) -> None:
+    """A bar of finished trials and one line per trial, until the budget is spent; a
+    note whenever fewer trials can run at once than were asked for, and why."""
+    name, budget = exp.name, exp.budget
+    metric, direction = exp.objective_metric, exp.direction
     reported: set[int] = set()
     baseline: float | None = None
+    said: str | None = None
+    checked = -math.inf
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("waiting for agents", total=budget)
         while True:
+            if exp.parallelism > 1 and time.monotonic() - checked >= CAPACITY_EVERY_S:
+                checked = time.monotonic()
+                agents = [a.to_info() for a in client.agents()]
+                room = capacity(exp.parallelism, exp.allow_colocated, agents, now())
+                if room.note is not None and room.note != said:
+                    progress.console.print(f"note: {room.note}", markup=False)
+                said = room.note
             trials = client.trials(name)
             finished = [t for t in trials if t.status in ("ok", "failed")]
             for t in finished:

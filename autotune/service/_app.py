@@ -34,6 +34,7 @@ from autotune.service._dashboard import add_dashboard
 from autotune.service._models import (
     TOKEN_RE,
     AgentCreate,
+    AgentOut,
     AgentToken,
     BestOut,
     ExperimentCreate,
@@ -272,6 +273,7 @@ def create_app(
             warm_start=body.warm_start,
             restartable=body.restartable,
             controls=body.controls,
+            allow_colocated=body.allow_colocated,
         )
         try:
             options.verify = verify_option(
@@ -384,6 +386,14 @@ def create_app(
             raise HTTPException(409, str(exc)) from None
         return AgentToken(name=body.name, token=token)
 
+    @app.get("/api/agents", response_model=list[AgentOut], responses=ADMIN_ERRORS, tags=["admin"])
+    def list_agents(_: Admin) -> list[AgentOut]:
+        """Registered agents: their last call and the host each last leased from."""
+        return [
+            AgentOut(name=a.name, created_at=a.created_at, last_seen_at=a.last_seen_at, host=a.host)
+            for a in store.agents()
+        ]
+
     # -- agents ---------------------------------------------------------------------------------
 
     @app.post(
@@ -396,7 +406,7 @@ def create_app(
     )
     def lease(agent: AgentName, body: LeaseRequest | None = None) -> LeaseOut | Response:
         """The next trial for this agent (from one experiment, if named), or 204."""
-        got = scheduler.lease(agent, body.experiment if body else None)
+        got = scheduler.lease(agent, body.experiment if body else None, body.host if body else None)
         if got is None:
             return Response(status_code=204)
         return LeaseOut.of(got)
@@ -510,6 +520,7 @@ def _with_recorded(body: ExperimentCreate, existing: Experiment) -> ExperimentCr
         "time_budget_s": settings.get("time_budget_s"),
         "warm_start": settings.get("warm_start"),
         "controls": settings.get("controls"),
+        "allow_colocated": settings.get("allow_colocated"),
     }
     verify = settings.get("verify")
     if isinstance(verify, dict):  # how it verifies is kept; whether, follows the budget

@@ -21,6 +21,7 @@ from autotune.agent import Lease, LeaseLost, TrialOutcome
 from autotune.domain import Trial
 from autotune.service._models import (
     TOKEN_RE,
+    AgentOut,
     AgentToken,
     BestOut,
     ExperimentCreated,
@@ -133,6 +134,7 @@ class HttpClient(_Http):
         retry_s: float = 300,
         *,
         experiment: str | None = None,
+        host: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -141,9 +143,14 @@ class HttpClient(_Http):
             base_url, token, timeout_s, retry_s, transport=transport, sleep=sleep, clock=clock
         )
         self.experiment = experiment
+        self.host = host  # said with every lease, so the server keeps trials apart
 
     def lease(self) -> Lease | None:
-        body = {} if self.experiment is None else {"experiment": self.experiment}
+        body: dict[str, str] = {}
+        if self.experiment is not None:
+            body["experiment"] = self.experiment
+        if self.host is not None:
+            body["host"] = self.host
         response = self.call("POST", "/api/lease", body)
         if response.status_code == 204:
             return None
@@ -212,6 +219,10 @@ class AdminClient(_Http):
     def best(self, name: str) -> BestOut:
         response = self.call("GET", f"/api/experiments/{name}/best")
         return BestOut.model_validate(self._json(response, 200))
+
+    def agents(self) -> list[AgentOut]:
+        response = self.call("GET", "/api/agents")
+        return [AgentOut.model_validate(a) for a in self._json(response, 200)]
 
     def add_agent(self, name: str) -> AgentToken:
         response = self.call("POST", "/api/agents", {"name": name})

@@ -20,9 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-from autotune.agent import Lease, trial_duration_s
+from autotune.agent import HOST_PATTERN, Lease, trial_duration_s
 from autotune.optimizers import OPTIMIZERS
-from autotune.store import NAME_PATTERN, Experiment, Trial
+from autotune.store import NAME_PATTERN, AgentInfo, Experiment, Trial
 from autotune.tuner import DEFAULT_OPTIMIZER, RobustBest
 
 # Tokens are opaque printable ASCII; agent tokens are secrets.token_urlsafe(32).
@@ -180,6 +180,11 @@ class ExperimentCreate(Strict):
         default=0,
         description="Drift controls: the default again every this many search trials (0: none).",
     )
+    allow_colocated: Annotated[bool, Field(strict=True)] = Field(
+        default=False,
+        description="Let agents on one host run this experiment's trials side by side (they "
+        "measure each other's load); by default one host runs one trial at a time.",
+    )
     time_budget_s: Annotated[Finite, Field(gt=0, le=365 * 86_400)] | None = Field(
         default=None,
         description="Wall seconds from now after which no new trial is proposed "
@@ -205,6 +210,9 @@ class ExperimentOut(BaseModel):
     seed: int
     budget: int
     parallelism: int
+    allow_colocated: bool = Field(
+        default=False, description="Whether agents on one host may run its trials side by side."
+    )
     knobs: list[str]
     duration_s: float | None
     lease_s: float | None
@@ -239,6 +247,7 @@ class ExperimentOut(BaseModel):
             seed=experiment.seed,
             budget=experiment.budget,
             parallelism=experiment.parallelism,
+            allow_colocated=experiment.allow_colocated,
             knobs=list(settings.get("knobs", [])),
             duration_s=settings.get("duration_s"),
             lease_s=settings.get("lease_s"),
@@ -397,11 +406,29 @@ class AgentToken(BaseModel):
     token: str = Field(description="Shown once; the store keeps only its hash.")
 
 
+class AgentOut(BaseModel):
+    name: str
+    created_at: datetime
+    last_seen_at: datetime | None = Field(
+        description="Its last call, to the minute (written at most once a minute)."
+    )
+    host: str | None = Field(description="The host it last leased from; null: never said.")
+
+    def to_info(self) -> AgentInfo:
+        return AgentInfo(self.name, self.created_at, self.last_seen_at, self.host)
+
+
 # -- agents: leases and reports ---------------------------------------------------------------
 
 
 class LeaseRequest(Strict):
     experiment: Name | None = Field(default=None, description="Only trials of this experiment.")
+    host: Annotated[str, Field(pattern=HOST_PATTERN, strict=True)] | None = Field(
+        default=None,
+        description="The host this agent runs on (its kernel's boot id, say): no trial is "
+        "leased while another agent runs one on the same host, unless the experiments "
+        "allow colocated trials. Left out: the agent's trials are not kept apart.",
+    )
 
 
 class ExperimentInfoOut(BaseModel):

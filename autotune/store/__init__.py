@@ -10,6 +10,8 @@ from autotune.store._exchange import (
 from autotune.store._store import (
     NAME_PATTERN,
     NAME_RULE,
+    SEEN_EVERY_S,
+    AgentInfo,
     Analysis,
     BadReport,
     Experiment,
@@ -27,6 +29,8 @@ __all__ = [
     "NAME_PATTERN",
     "NAME_RULE",
     "PHASES",
+    "SEEN_EVERY_S",
+    "AgentInfo",
     "Analysis",
     "BadReport",
     "Experiment",

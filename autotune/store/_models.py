@@ -67,6 +67,7 @@ class AgentRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    host: Mapped[str | None] = mapped_column(String(64), nullable=True)  # as of its last lease
 
 
 class ExperimentRow(Base):
@@ -113,6 +114,8 @@ class TrialRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     agent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The host the agent holding (or last holding) the lease runs on; None: not said.
+    host: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     lease_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True

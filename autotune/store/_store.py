@@ -86,6 +86,11 @@ class Experiment:
         return int(self.settings.get("parallelism", 1))
 
     @property
+    def allow_colocated(self) -> bool:
+        """Whether its trials may run beside another trial on one host (they interfere)."""
+        return bool(self.settings.get("allow_colocated", False))
+
+    @property
     def repeats(self) -> int:
         """How many of the budget's last trials re-measure the best configs (0: none)."""
         return int(self.settings.get("repeats") or 0)
@@ -104,6 +109,17 @@ class Experiment:
         if budget is None or started is None:
             return None
         return _aware(datetime.fromisoformat(str(started))) + timedelta(seconds=float(budget))
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """A registered agent: when it last called the server, and the host it last leased
+    from (None: it never said)."""
+
+    name: str
+    created_at: datetime
+    last_seen_at: datetime | None
+    host: str | None = None
 
 
 @dataclass
@@ -719,15 +735,23 @@ class Store:
         return True
 
     def lease_next(
-        self, experiment: Experiment, agent: str, lease_s: float
+        self, experiment: Experiment, agent: str, lease_s: float, host: str | None = None
     ) -> tuple[Trial, str] | None:
         """Lease the lowest pending (or lease-expired) trial: never to two agents at once.
 
+        An agent that says which ``host`` it runs on gets nothing while another
+        agent holds a live lease on that host, unless this experiment and every
+        experiment running there allow colocated trials: two trials side by side
+        measure each other's load.
+
         On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets concurrent servers take
-        different rows; SQLite serialises writers, and its server is the only one.
+        different rows, and a transaction lock on the host's name serialises the
+        host check; SQLite serialises writers, and its server is the only one.
         """
         t = now()
         with self._session() as session:
+            if host is not None and self._host_busy(session, experiment, agent, host, t):
+                return None
             row = session.scalar(
                 select(TrialRow)
                 .where(
@@ -748,10 +772,42 @@ class Store:
             row.agent = agent
             row.lease_id = lease_id
             row.lease_expires_at = t + timedelta(seconds=lease_s)
+            row.host = host
             row.attempts = (row.attempts or 0) + 1
             row.status_history = [*row.status_history, ["leased", t.isoformat(), agent]]
             session.flush()
             return _trial(row), lease_id
+
+    def note_host(self, agent: str, host: str) -> None:
+        """Keep the host an agent last asked for work from, for listings and the follow
+        output; written only when it changes."""
+        with self._session() as session:
+            row = session.scalar(select(AgentRow).where(AgentRow.name == agent))
+            if row is not None and row.host != host:
+                row.host = host
+
+    def _host_busy(
+        self, session: Session, experiment: Experiment, agent: str, host: str, at: datetime
+    ) -> bool:
+        """Whether another agent holds a live lease on ``host`` that this one may not join."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                select(func.pg_advisory_xact_lock(func.hashtext("autotune host " + host)))
+            )
+        held = session.scalars(
+            select(TrialRow.experiment_id).where(
+                TrialRow.status == "leased",
+                TrialRow.host == host,
+                TrialRow.agent != agent,
+                TrialRow.lease_expires_at >= at,
+            )
+        ).all()
+        if not held:
+            return False
+        if not experiment.allow_colocated:
+            return True
+        rows = session.scalars(select(ExperimentRow).where(ExperimentRow.id.in_(set(held))))
+        return not all(_experiment(r).allow_colocated for r in rows)
 
     def _held(self, session: Session, trial_id: int, lease_id: str, agent: str) -> TrialRow:
         row = session.get(TrialRow, trial_id, with_for_update={"of": TrialRow})
@@ -852,11 +908,13 @@ class Store:
                 raise StoreError(f"no agent {name!r}")
             session.delete(row)
 
-    def agents(self) -> list[tuple[str, datetime, datetime | None]]:
+    def agents(self) -> list[AgentInfo]:
         with self._session() as session:
             rows = session.scalars(select(AgentRow).order_by(AgentRow.id))
             return [
-                (r.name, _aware(r.created_at), r.last_seen_at and _aware(r.last_seen_at))
+                AgentInfo(
+                    r.name, _aware(r.created_at), r.last_seen_at and _aware(r.last_seen_at), r.host
+                )
                 for r in rows
             ]
 

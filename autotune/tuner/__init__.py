@@ -1,5 +1,6 @@
 """The tuner: proposes configs, leases trials, records results; shared by every front end."""
 
+from autotune.tuner._hosts import Capacity, capacity
 from autotune.tuner._local import LocalClient
 from autotune.tuner._racing import plan_repeats
 from autotune.tuner._robust import (
@@ -79,6 +80,7 @@ __all__ = [
     "Arm",
     "ArmResult",
     "Candidate",
+    "Capacity",
     "ConfigRuns",
     "KnobSelection",
     "LocalClient",
@@ -95,6 +97,7 @@ __all__ = [
     "best_trial",
     "bootstrap_ci",
     "bootstrap_ratio_ci",
+    "capacity",
     "carry_config",
     "check_repeats",
     "check_warm_start",

@@ -403,8 +403,16 @@ class Scheduler:
         self.store.save_optimizer_state(experiment, state)
         cached.saved_state = state
 
-    def lease(self, agent: str, experiment: str | None = None) -> Lease | None:
-        """The next trial for ``agent`` (from one experiment, if named), or None."""
+    def lease(
+        self, agent: str, experiment: str | None = None, host: str | None = None
+    ) -> Lease | None:
+        """The next trial for ``agent`` (from one experiment, if named), or None.
+
+        An agent that names its ``host`` is not given a trial while another agent
+        runs one there, unless the experiments allow colocated trials.
+        """
+        if host is not None:
+            self.store.note_host(agent, host)
         for exp in self.store.running_experiments():
             if experiment is not None and exp.name != experiment:
                 continue
@@ -422,7 +430,7 @@ class Scheduler:
                     elif self._spent(exp, counts):  # proposing found the search over
                         self.store.update_experiment(exp, status="done")
                         continue
-            got = self.store.lease_next(exp, agent, self._lease_s(exp))
+            got = self.store.lease_next(exp, agent, self._lease_s(exp), host)
             if got is not None:
                 trial, lease_id = got
                 assert trial.id is not None

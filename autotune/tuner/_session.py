@@ -132,6 +132,7 @@ class SessionOptions:
     verify: VerifyPolicy | None = None  # the paired verification after the search; None: none
     restartable: bool = True  # the target can be restarted (pgtune's arm keeps its restart knobs)
     controls: int = 0  # a drift control (the default again) every this many search trials; 0: none
+    allow_colocated: bool = False  # agents on one host may run its trials side by side
 
     @property
     def resolved_repeats(self) -> int:
@@ -163,6 +164,7 @@ class SessionOptions:
             "repeats": self.resolved_repeats,
             "verify": None if self.verify is None else self.verify.to_json(),
             "controls": self.controls,
+            "allow_colocated": self.allow_colocated,
         }
         if clock:
             started = None

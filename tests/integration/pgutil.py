@@ -140,11 +140,14 @@ class Service:
         at = next(i for i, line in enumerate(lines_list) if "shown only now" in line)
         return lines_list[at + 1].strip()
 
-    def start_agent(self, name: str, *extra: str) -> subprocess.Popen[str]:
+    def start_agent(self, name: str, *extra: str, own_host: bool = True) -> subprocess.Popen[str]:
+        """An agent standing for one on a machine of its own (``--host-id sim-NAME``), so
+        that the server runs trials side by side; ``own_host=False``: this host's real id."""
         token = self.add_agent(name)
+        host = ["--host-id", f"sim-{name}"] if own_host else []
         proc = self._spawn(
             f"agent-{name}", "agent", "--server", self.url, "--token", token,
-            "--poll-s", "0.5", *extra,
+            "--poll-s", "0.5", *host, *extra,
         )  # fmt: skip
         self.agents[name] = proc
         return proc

@@ -88,6 +88,29 @@ def max_in_flight(trials: list[dict[str, Any]]) -> int:
     return peak
 
 
+def test_two_agents_on_one_host_take_turns_and_the_follow_says_so(service: Service) -> None:
+    """Both agents report this machine's own host id: their trials never overlap."""
+    service.start_server(lease_s=60)
+    for name in ("h1", "h2"):
+        service.start_agent(name, own_host=False)
+    wait_for(
+        lambda: all(a["last_seen_at"] for a in service.admin("/api/agents")),
+        60,
+        "both agents to call the server",
+        service,
+    )
+    follower = submit(service, "turns", 4, 2, 1, "--no-verify")
+    out, _ = follower.communicate(timeout=600)
+    assert follower.returncode == 0, out + service.dump()
+    trials = trials_of(service, "turns")
+    assert sorted(t["number"] for t in trials) == [1, 2, 3, 4]
+    assert all(t["status"] == "ok" for t in trials), trials
+    assert max_in_flight(trials) == 1
+    assert "agents share hosts (h1, h2 on host boot-" in " ".join(out.split()), out
+    hosts = {a["name"]: a["host"] for a in service.admin("/api/agents")}
+    assert hosts["h1"] == hosts["h2"] and hosts["h1"].startswith("boot-")
+
+
 def test_four_agents_run_sixteen_trials_once_each(service: Service) -> None:
     """Sixteen search trials over four agents, then the paired verification's rounds."""
     service.start_server(lease_s=60)

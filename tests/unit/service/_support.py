@@ -129,6 +129,10 @@ class FakeAgent:
 
     interrupt_on: int | None = None
     instances: list[FakeAgent] = []  # noqa: RUF012 - a test-wide registry, reset per fixture
+    # Trials running at once across every FakeAgent in the process, and the most seen.
+    running = 0
+    peak = 0
+    _count = threading.Lock()
 
     def __init__(self, system: Any, workload: Any, duration_s: float | None) -> None:
         self.system = system
@@ -155,7 +159,14 @@ class FakeAgent:
         phase("measure")
         if FakeAgent.interrupt_on is not None and self.trials == FakeAgent.interrupt_on:
             raise KeyboardInterrupt
-        time.sleep(0.05)
+        with FakeAgent._count:
+            FakeAgent.running += 1
+            FakeAgent.peak = max(FakeAgent.peak, FakeAgent.running)
+        try:
+            time.sleep(0.05)
+        finally:
+            with FakeAgent._count:
+                FakeAgent.running -= 1
         return ok_trial_outcome(1000.0 + float(config["work_mem"]) / 100)
 
     def stop(self, keep: Config | None = None) -> None:

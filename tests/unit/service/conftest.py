@@ -38,6 +38,7 @@ def fake_agents(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeAgent]]:
     """AgentRunner builds FakeAgents: the agent loop runs for real, the system does not."""
     FakeAgent.instances = []
     FakeAgent.interrupt_on = None
+    FakeAgent.running = FakeAgent.peak = 0
     monkeypatch.setattr("autotune.agent._runner.Agent", FakeAgent)
     monkeypatch.setattr("autotune.agent._runner.make_workload", lambda definition: definition)
     yield FakeAgent

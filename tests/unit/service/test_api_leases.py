@@ -420,3 +420,56 @@ def test_a_baseline_reports_the_config_it_ran_and_nothing_else_may(service: Serv
     ok = _report(service, baseline, config=found)
     assert ok.status_code == 200, ok.text
     assert service.trial(baseline["trial_id"])["config"] == found
+
+
+def test_one_host_runs_one_trial_at_a_time_unless_colocated_trials_are_allowed(
+    service: Service,
+) -> None:
+    service.create("apart", parallelism=3, budget=10, optimizer="random")
+    first = service.lease("a1", host="boot-aaa")
+    assert first is not None
+    # a2 shares a1's host: two trials side by side would measure each other's load.
+    assert service.lease("a2", host="boot-aaa") is None
+    other = service.lease("a3", host="boot-bbb")
+    assert other is not None and other["number"] == 2
+    assert {t["number"]: t["status"] for t in service.trials("apart")}[3] == "pending"
+    # Once a1's trial is reported, its host is free for a2.
+    assert _report(service, first, tps=100.0).status_code == 200
+    third = service.lease("a2", host="boot-aaa")
+    assert third is not None and third["number"] == 3
+    # An agent that does not say its host is not kept apart (older agents).
+    assert service.lease("a4") is not None
+    # Hosts are kept apart across experiments too: a2 holds boot-aaa.
+    service.create("beside", parallelism=2, budget=10, optimizer="random", allow_colocated=True)
+    assert service.lease("a5", host="boot-aaa", experiment="beside") is None
+    listed = service.client.get("/api/agents", headers=service.admin).json()
+    assert {a["name"]: a["host"] for a in listed}["a5"] == "boot-aaa"
+
+
+def test_colocated_experiments_share_a_host_and_an_expired_lease_frees_it(
+    make_service: MakeService,
+) -> None:
+    service = make_service(lease_s=0.5)
+    service.create("beside", parallelism=2, budget=10, optimizer="random", allow_colocated=True)
+    assert service.client.get("/api/experiments/beside", headers=service.admin).json()[
+        "allow_colocated"
+    ]
+    assert service.lease("a1", host="boot-aaa") is not None
+    assert service.lease("a2", host="boot-aaa") is not None  # allowed: side by side
+    service.create("apart", parallelism=1, budget=10, optimizer="random")
+    # An experiment that does not allow it never joins a busy host...
+    assert service.lease("a3", host="boot-aaa", experiment="apart") is None
+    time.sleep(0.6)
+    # ...until the leases there expire: a dead agent's host is free again.
+    assert service.lease("a3", host="boot-aaa", experiment="apart") is not None
+    # ...and a colocated experiment does not join a host running one that is not.
+    assert service.lease("a4", host="boot-aaa", experiment="beside") is None
+
+
+def test_a_host_name_is_checked(service: Service) -> None:
+    service.create(parallelism=1)
+    for bad in ("", "a b", "-x", "x" * 65, "a/b"):
+        response = service.client.post(
+            "/api/lease", json={"host": bad}, headers=service.agent("a1")
+        )
+        assert response.status_code == 422 and "host" in response.text, bad

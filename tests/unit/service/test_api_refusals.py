@@ -30,7 +30,7 @@ def _call(service: Service, method: str, path: str, headers: dict[str, str]) -> 
 
 def test_every_operation_but_health_needs_a_token(service: Service) -> None:
     operations = _operations(service)
-    assert len(operations) == 10
+    assert len(operations) == 11
     assert {scheme for *_, scheme in operations} == {"admin", "agent"}
 
 
@@ -79,7 +79,7 @@ def test_refused_calls_change_nothing(service: Service) -> None:
     assert service.store.experiment("exp") is None
     added = service.client.post("/api/agents", json={"name": "sneaky"}, headers=agent)
     assert added.status_code == 403
-    assert [name for name, *_ in service.store.agents()] == ["a1"]
+    assert [a.name for a in service.store.agents()] == ["a1"]
     service.create()
     leased = service.client.post("/api/lease", json={}, headers=service.admin)
     assert leased.status_code == 403

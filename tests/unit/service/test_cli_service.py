@@ -98,7 +98,7 @@ def test_an_agents_last_use_is_written_at_most_once_a_minute(
     clock = [T0]
     monkeypatch.setattr("autotune.store._store.now", lambda: clock[0])
     assert store.agent_for_token(token) == "db1"
-    seen = lambda: store.agents()[0][2]  # noqa: E731
+    seen = lambda: store.agents()[0].last_seen_at  # noqa: E731
     assert seen() == T0
     clock[0] = T0 + timedelta(seconds=59)
     store.agent_for_token(token)
@@ -315,6 +315,50 @@ def test_tune_server_submits_and_follows_while_agents_run_it(served: tuple[str, 
     assert "(6 recorded)" in follow.output
 
 
+@pytest.mark.usefixtures("fake_agents")
+@pytest.mark.parametrize("colocated", [False, True])
+def test_agents_on_one_host_run_one_trial_at_a_time_and_the_follow_says_so(
+    served: tuple[str, Store], colocated: bool
+) -> None:
+    url, store = served
+    runners = [
+        AgentRunner(
+            HttpClient(url, store.add_agent(f"a{i}"), host="boot-same"),
+            lambda spec: None,
+            poll_s=0.01,
+        )
+        for i in range(2)
+    ]
+    for r in runners:  # each has called the server, so the follow counts it as active
+        assert r.client.lease() is None
+    threads = [threading.Thread(target=r.run, kwargs={"until_idle": False}) for r in runners]
+    for t in threads:
+        t.start()
+    try:
+        flag = ["--allow-colocated"] if colocated else []
+        result = _tune(
+            url, "--parallel", "2", "--optimizer", "random", "--knobs", "work_mem", *flag
+        )
+    finally:
+        for r in runners:
+            r.stopping.set()
+        for t in threads:
+            t.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    assert len(re.findall(r"^trial +\d+  ok  tps=", result.output, re.M)) == 6
+    note = (
+        "note: up to 2 trials at a time were asked for, but agents share hosts (a0, a1 on "
+        "host boot-same) and a host runs one trial at a time, so at most 1 at once"
+    )
+    if colocated:
+        assert "note: up to 2" not in result.output
+    else:
+        assert note in " ".join(result.output.split()), result.output
+        assert FakeAgent.peak == 1  # never two trials side by side on the one host
+    agents = invoke("agents", "list", "--store", str(store.url))
+    assert "boot-same" in agents.output
+
+
 def test_tune_server_refusals(served: tuple[str, Store]) -> None:
     url, _ = served
     no_token = _tune(url, AUTOTUNE_ADMIN_TOKEN=None)
@@ -327,4 +371,9 @@ def test_tune_server_refusals(served: tuple[str, Store]) -> None:
     parallel_local = invoke(
         "tune", "--system", str(SPEC_PATH), "--workload", str(WORKLOAD_PATH), "--parallel", "2"
     )
-    assert parallel_local.exit_code == 2 and "--parallel needs --server" in parallel_local.output
+    assert parallel_local.exit_code == 2
+    assert "--parallel and --allow-colocated need --server" in parallel_local.output
+    colocated_local = invoke(
+        "tune", "--system", str(SPEC_PATH), "--workload", str(WORKLOAD_PATH), "--allow-colocated"
+    )
+    assert colocated_local.exit_code == 2 and "need --server" in colocated_local.output

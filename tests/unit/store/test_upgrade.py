@@ -1,7 +1,7 @@
 """Stores made by earlier releases: refused with the upgrade command, then upgraded intact.
 
 tests/data/stores/ keeps one real SQLite store per released schema, each made by
-that release's `autotune tune` on a real PostgreSQL (v0.2.0 to v0.4.0: 3 trials of
+that release's `autotune tune` on a real PostgreSQL (v0.2.0 to v0.5.0: 3 trials of
 tiny-tpcb, --optimizer random, run to the end).
 """
 
@@ -56,6 +56,9 @@ def test_old_store_is_refused_then_upgraded_without_loss(old: Path, tmp_path: Pa
     # v0.5.0: every earlier trial was the search's; none was a verification round.
     assert all(t.phase == "search" and t.round is None and t.arm is None for t in trials)
     assert experiment.settings.get("verify") is None
+    # v0.6.0: no agent said its host before it; an upgraded store keeps hosts apart now.
+    assert not experiment.allow_colocated
+    assert all(a.host is None for a in store.agents())
     store.close()
 
 
@@ -85,4 +88,10 @@ def test_an_upgraded_store_resumes_with_racing(old: Path, tmp_path: Path) -> Non
 
 
 def test_the_stores_exist() -> None:
-    assert [p.name for p in STORES] == ["v0.1.0.db", "v0.2.0.db", "v0.3.0.db", "v0.4.0.db"]
+    assert [p.name for p in STORES] == [
+        "v0.1.0.db",
+        "v0.2.0.db",
+        "v0.3.0.db",
+        "v0.4.0.db",
+        "v0.5.0.db",
+    ]
