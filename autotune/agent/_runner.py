@@ -9,6 +9,7 @@ and restores the system.
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -29,6 +30,8 @@ from autotune.spec import Config, Machine, Spec, SpecError, parse_spec
 from autotune.systems import System
 from autotune.workloads import WorkloadDef, make_workload, parse_workload
 
+log = logging.getLogger(__name__)
+
 SystemFactory = Callable[[Spec], System]
 
 
@@ -46,6 +49,11 @@ class RunnerEvents:
 
     def trial_finished(self, lease: Lease, trial: Trial) -> None:
         pass
+
+    def trial_lost(self, lease: Lease, reason: str) -> None:
+        """The lease was lost (expired, or the trial went to another agent): nothing of
+        this run is recorded. By default a warning in the log."""
+        log.warning("trial %d of %s: %s", lease.number, lease.experiment.name, reason)
 
 
 def materialize_workload(info: ExperimentInfo, into: Path) -> WorkloadDef:
@@ -88,6 +96,7 @@ class AgentRunner:
         self.trials_run = 0
         self.measured_s = 0.0
         self._tmp: OwnedTempDir | None = None
+        self._beat: _Heartbeat | None = None  # the running trial's
 
     def _agent_for(self, info: ExperimentInfo) -> Agent:
         """The agent for this experiment: set up once, reused for all its trials."""
@@ -129,7 +138,8 @@ class AgentRunner:
         try:
             # The lease is kept alive from the start: setting up the system (initdb, the
             # data load, the pristine copy) can take longer than the lease itself.
-            with _Heartbeat(self.client, lease):
+            with _Heartbeat(self.client, lease) as beat:
+                self._beat = beat
                 try:
                     agent = self._agent_for(lease.experiment)
                 except Refused as exc:
@@ -153,15 +163,21 @@ class AgentRunner:
                         outcome.config = config
             finished = True
             self._report(lease, outcome)
+        except LeaseLost as exc:  # a heartbeat found the lease gone: the trial was stopped
+            finished = True  # not ours to hand back
+            self.events.trial_lost(lease, f"stopped, the lease was lost while it ran ({exc})")
         finally:
+            self._beat = None
             if not finished:
                 self.client.release(lease)
 
     def _report(self, lease: Lease, outcome: TrialOutcome) -> None:
         try:
             trial = self.client.report(lease, outcome)
-        except LeaseLost:
-            return  # someone else owns it now; our result is not recorded
+        except LeaseLost as exc:
+            # Someone else owns it now (the lease expired): this run is not recorded.
+            self.events.trial_lost(lease, f"the result was not recorded ({exc})")
+            return
         self.trials_run += 1
         self.measured_s += trial.timings.get("measure_s", 0.0)
         self.events.trial_finished(lease, trial)
@@ -179,6 +195,9 @@ class AgentRunner:
         return trial_duration_s(own, lease.fidelity)
 
     def _phase(self, name: str) -> None:
+        # Between phases, a trial whose lease is gone stops: its result could not be kept.
+        if self._beat is not None and self._beat.lost is not None:
+            raise LeaseLost(self._beat.lost)
         self.events.phase(name)
 
     def close(self, keep: Config | None = None) -> None:
@@ -229,12 +248,14 @@ def _refused(error: str) -> TrialOutcome:
 
 
 class _Heartbeat:
-    """Extends the lease every third of its length while a trial runs."""
+    """Extends the lease every third of its length while a trial runs; ``lost`` says
+    why, once the lease is gone (the runner then stops the trial)."""
 
     def __init__(self, client: TunerClient, lease: Lease) -> None:
         self.client = client
         self.lease = lease
         self.done = threading.Event()
+        self.lost: str | None = None
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
     def __enter__(self) -> _Heartbeat:
@@ -250,10 +271,14 @@ class _Heartbeat:
         while not self.done.wait(interval):
             try:
                 self.client.heartbeat(self.lease)
-            except LeaseLost:
+            except LeaseLost as exc:
+                self.lost = str(exc)
                 return
-            except Exception:  # a missed beat (tuner briefly away) is retried at the next one
-                continue
+            except Exception as exc:  # a missed beat (tuner briefly away): retried at the next
+                log.warning(
+                    "trial %d: heartbeat failed (%s); retrying in %.3gs", self.lease.number,
+                    exc, interval,
+                )  # fmt: skip
 
 
 __all__ = ["AgentRunner", "PhaseCallback", "RunnerEvents", "SystemFactory", "materialize_workload"]

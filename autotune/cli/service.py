@@ -241,6 +241,12 @@ class _AgentLines(RunnerEvents):
             f"  measure {trial.timings.get('measure_s', 0):.1f}s[/]"
         )
 
+    def trial_lost(self, lease: Lease, reason: str) -> None:
+        console.print(
+            f"{lease.experiment.name} trial {lease.number:>3}  [yellow]LEASE LOST[/]  {reason}",
+            soft_wrap=True,
+        )
+
 
 def agent_policy(specs: list[Path], commands: list[str], sql: bool) -> AgentPolicy:
     """The agent's policy: what it could load itself, plus the owner's --allow-* options."""
