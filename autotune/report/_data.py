@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any
 
 from autotune.spec import Spec, SpecError
 from autotune.store import Experiment, Store, Trial
-from autotune.systems import formatted, render
+from autotune.systems import formats_of, formatted, render
 from autotune.tuner import Summary, describe, experiment_spec, summarize, unstable_line
 
 ANALYZE_KIND = "analyze"  # autotune.analysis.KIND, without importing scikit-learn
@@ -100,12 +99,18 @@ def _best(experiment: Experiment, spec: Spec | None, s: Summary) -> dict[str, An
     }
     if v is not None:
         meta.update(verification=v.to_json(), verdict=v.verdict, verified=v.verified)
-    for fmt in ("conf", "sql"):
-        # Each on its own: a Linux or Redis config has a conf but no sql.
-        with contextlib.suppress(ValueError, TypeError):
-            best[fmt] = render(spec, config, fmt)
-    with contextlib.suppress(ValueError, TypeError):
-        best["json"] = render(spec, config, "json", clean(meta))
+    unavailable: dict[str, str] = {}
+    declared = formats_of(spec)
+    for fmt in ("conf", "sql", "json"):
+        # Each on its own: a Linux or Redis config has a conf but no sql. A format the
+        # system has but that cannot be made says why, beside its disabled download.
+        if fmt not in declared:
+            continue
+        try:
+            best[fmt] = render(spec, config, fmt, clean(meta) if fmt == "json" else None)
+        except (ValueError, TypeError) as exc:
+            unavailable[fmt] = str(exc)
+    best["unavailable"] = unavailable
     return best
 
 

@@ -360,16 +360,22 @@ def _best(data: dict[str, Any]) -> str:
         note = "".join(f'<p class="summary">{escape(line)}</p>' for line in lines if line)
     disabled = "" if conf else " disabled"
     buttons = [f'<button type="button" id="copy-config"{disabled}>Copy</button>']
+    why = (best or {}).get("unavailable") or {}
     for fmt in ("conf", "sql", "json"):
         off = "" if best and best.get(fmt) else " disabled"
+        title = f' title="{escape(why[fmt])}"' if fmt in why else ""
         buttons.append(
-            f'<button type="button" id="download-{fmt}" data-format="{fmt}"{off}>'
+            f'<button type="button" id="download-{fmt}" data-format="{fmt}"{off}{title}>'
             f"Download .{fmt}</button>"
         )
+    missing = "".join(
+        f'<p class="summary unavailable">No .{escape(fmt)}: {escape(reason)}</p>'
+        for fmt, reason in why.items()
+    )
     return (
         '<section id="best"><h2>Best config</h2>'
         f"{note}"
-        f'<div class="buttons">{"".join(buttons)}<span id="copy-status"></span></div>'
+        f'<div class="buttons">{"".join(buttons)}<span id="copy-status"></span></div>{missing}'
         f'<pre id="best-config" data-format="conf">{escape(conf)}</pre>'
         "</section>"
     )

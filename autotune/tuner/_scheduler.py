@@ -248,18 +248,31 @@ class Scheduler:
         except Exception as exc:
             if not self._cache[experiment.id].from_state:
                 raise
-            # load_state took a state the optimiser then cannot use: it is only a cache,
-            # so drop it and rebuild from the trials, once.
+            # Perhaps load_state took a state the optimiser then cannot use. The state is
+            # only a cache: rebuild from the trials, once, and drop the state only if
+            # that works. If it fails too, the state was not the fault: it is kept.
+            stale = self._cache.pop(experiment.id)
+            rebuilt = dataclasses.replace(experiment, optimizer_state=None)
+            try:
+                trials, optimizer = self._history(rebuilt)
+                proposals = self._plan(rebuilt, trials, optimizer, room)
+            except Exception:
+                self._cache[experiment.id] = stale
+                log.error(
+                    "experiment %s: the optimiser fails with and without its stored state "
+                    "(%s); the state is kept",
+                    experiment.name,
+                    exc,
+                )
+                raise
             log.warning(
-                "experiment %s: optimiser failed with its stored state (%s); rebuilt from trials",
+                "experiment %s: optimiser failed with its stored state (%s); rebuilt from "
+                "trials, and the state dropped",
                 experiment.name,
                 exc,
             )
             self.store.save_optimizer_state(experiment, None)
-            experiment = dataclasses.replace(experiment, optimizer_state=None)
-            del self._cache[experiment.id]
-            trials, optimizer = self._history(experiment)
-            proposals = self._plan(experiment, trials, optimizer, room)
+            experiment = rebuilt
         self._save_state(experiment, optimizer)
         if not proposals and self._cache[experiment.id].ended:
             if any(not t.finished for t in trials):

@@ -285,3 +285,27 @@ def test_recorded_experiment_renders(store: Store) -> None:
     assert set(first["metrics"]) >= {"tps", "latency_avg_ms", "latency_p95_ms"}
     assert not any("." in name for name in first["metrics"])
     assert f"tps={first['metrics']['tps']:.6g}" in html and "pg.database.xact_commit=" not in html
+
+
+def test_a_download_that_cannot_be_made_says_why(
+    store: Store, filled: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autotune.report import _data
+
+    real = _data.render
+    declared = [f for f in ("conf", "sql") if experiment_data(store, filled)["best"].get(f)]
+    assert declared  # the toy spec has a conf at least
+    broken = declared[0]
+
+    def render(spec: Any, config: Any, fmt: str, meta: Any = None) -> str:
+        if fmt == broken:
+            raise ValueError(f"knob 'mem' has no {broken} syntax")
+        return real(spec, config, fmt, meta)
+
+    monkeypatch.setattr(_data, "render", render)
+    data = experiment_data(store, filled)
+    assert data["best"][broken] is None
+    assert data["best"]["unavailable"] == {broken: f"knob 'mem' has no {broken} syntax"}
+    html = render_experiment_html(data, plotly_js=None)
+    assert f"No .{broken}: knob &#x27;mem&#x27; has no {broken} syntax" in html
+    assert re.search(rf'id="download-{broken}" data-format="{broken}" disabled title=', html)

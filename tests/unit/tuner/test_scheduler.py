@@ -32,6 +32,7 @@ class Screening(Optimizer):
 
     name = "screening"
     log: list[tuple[str, Any]] = []  # noqa: RUF012 - what every instance saw, in order
+    broken = False  # a fault of the optimiser itself, state or not
 
     def __init__(self, space: Any, seed: int = 0) -> None:
         super().__init__(space, seed)
@@ -46,6 +47,8 @@ class Screening(Optimizer):
     def suggest(self, n: int = 1, pending: Sequence[Suggestion] = ()) -> list[Suggestion]:
         if self.poisoned:
             raise ValueError("Probabilities contain NaN")  # a state it took but cannot use
+        if Screening.broken:
+            raise RuntimeError("a bug in suggest")
         self.pending_seen.append(list(pending))
         promoted = {self.space.key(p.config) for p in pending if p.fidelity == 1.0}
         promoted |= {self.space.key(c) for c, _, f in self.observations_ if f == 1.0}
@@ -77,8 +80,10 @@ class Screening(Optimizer):
 @pytest.fixture(autouse=True)
 def screening() -> Iterator[type[Screening]]:
     Screening.log = []
+    Screening.broken = False
     OPTIMIZERS["screening"] = Screening  # registered as the lead will register new ones
     yield Screening
+    Screening.broken = False
     del OPTIMIZERS["screening"]
 
 
@@ -169,6 +174,24 @@ def test_a_state_that_breaks_suggest_is_dropped_and_the_optimiser_rebuilt(
     store.save_optimizer_state(exp, {"proposed": 7, "poisoned": True})
     assert run_all(Scheduler(store)) == 3
     assert store.require_experiment("fid").optimizer_state == {"proposed": 2}
+
+
+def test_a_fault_that_is_not_the_states_is_raised_and_the_state_kept(
+    store: Store, exp_with: Callable[..., Experiment], caplog: pytest.LogCaptureFixture
+) -> None:
+    exp = exp_with(budget=3)
+    store.save_optimizer_state(exp, {"proposed": 7})
+    scheduler = Scheduler(store)
+    first = scheduler.lease("a")  # the baseline: the scheduler's own, no optimiser needed
+    assert first is not None
+    scheduler.report("a", first.trial_id, first.lease_id, outcome(first.config))
+    Screening.broken = True
+    with pytest.raises(RuntimeError, match="a bug in suggest"):
+        scheduler.lease("a")
+    assert store.require_experiment("fid").optimizer_state == {"proposed": 7}
+    assert "fails with and without its stored state (a bug in suggest); the state is kept" in (
+        caplog.text
+    )
 
 
 def test_an_optimiser_without_state_writes_none(
