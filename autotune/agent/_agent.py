@@ -16,8 +16,7 @@ from typing import Any
 
 from autotune.domain import now
 from autotune.spec import Config
-from autotune.systems import ConfigFailed, System, SystemError_
-from autotune.systems._host import metric_deltas
+from autotune.systems import ConfigFailed, System, SystemError_, metric_deltas
 from autotune.workloads import Workload, WorkloadError
 
 PhaseCallback = Callable[[str], None]

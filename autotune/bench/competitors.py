@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.bench.problems import Problem
-from autotune.optimizers import OPTIMIZERS, make_optimizer
-from autotune.optimizers._base import failure_penalty
+from autotune.optimizers import OPTIMIZERS, failure_penalty, make_optimizer
 from autotune.optimizers.skopt import from_skopt_point, skopt_dimensions, to_skopt_point
 from autotune.spec import Config
 

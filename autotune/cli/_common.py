@@ -15,8 +15,7 @@ from rich.console import Console
 from autotune._resources import resolve
 from autotune.spec import Machine, Spec, SpecError, composite_text, load_spec, parse_spec
 from autotune.store import Store, StoreError, default_url
-from autotune.systems import System, SystemError_
-from autotune.systems._registry import Target, make_system
+from autotune.systems import System, SystemError_, Target, make_system
 from autotune.tuner import TuningError
 
 console = Console(highlight=False, soft_wrap=True)

@@ -14,7 +14,7 @@ from autotune._resources import known_specs, search_dirs
 from autotune.cli._common import KnobsDirOption, console, err, fail, friendly
 from autotune.cli._listing import Column, Format, FormatOption, print_listing, say
 from autotune.spec import SpecError, load_spec
-from autotune.systems._registry import check_applier
+from autotune.systems import check_applier
 
 app = typer.Typer(help="Check, inspect and generate knob specs.", no_args_is_help=True)
 
@@ -128,7 +128,7 @@ def import_(
     """
     if system not in IMPORTABLE:
         fail(f"cannot import {system!r}: supported systems: {', '.join(IMPORTABLE)}")
-    from autotune.systems.postgres._import import fetch_settings, import_settings
+    from autotune.systems.postgres import fetch_settings, import_settings
 
     if dsn is None:
         err.print("starting a managed PostgreSQL sandbox to read pg_settings…")

@@ -37,11 +37,10 @@ from autotune.cli._common import (
 )
 from autotune.cli._format import formatted, render, verification_table
 from autotune.optimizers import OPTIMIZERS
-from autotune.service import AdminClient, ServiceError
-from autotune.service._models import ExperimentOut, TrialOut
+from autotune.service import AdminClient, ExperimentOut, ServiceError, TrialOut
 from autotune.spec import Config, Machine, Spec
 from autotune.store import Experiment, StoreError, Trial, check_name, now
-from autotune.systems._registry import applier_kind, known_kinds
+from autotune.systems import applier_kind, known_kinds
 from autotune.systems.postgres import public_dsn
 from autotune.tuner import (
     DEFAULT_OPTIMIZER,

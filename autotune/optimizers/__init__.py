@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autotune.optimizers._base import Optimizer, SpaceExhausted, Suggestion
+from autotune.optimizers._base import Optimizer, SpaceExhausted, Suggestion, failure_penalty
 from autotune.optimizers.auto import AutoOptimizer
 from autotune.optimizers.forest import ForestOptimizer
 from autotune.optimizers.gp import GPOptimizer
@@ -53,6 +53,7 @@ __all__ = [
     "SkoptGP",
     "SpaceExhausted",
     "Suggestion",
+    "failure_penalty",
     "lhs_design",
     "make_optimizer",
 ]

@@ -2,5 +2,14 @@
 
 from autotune.service._app import check_admin_token, create_app
 from autotune.service._client import AdminClient, HttpClient, ServiceError
+from autotune.service._models import ExperimentOut, TrialOut
 
-__all__ = ["AdminClient", "HttpClient", "ServiceError", "check_admin_token", "create_app"]
+__all__ = [
+    "AdminClient",
+    "ExperimentOut",
+    "HttpClient",
+    "ServiceError",
+    "TrialOut",
+    "check_admin_token",
+    "create_app",
+]

@@ -61,7 +61,7 @@ from autotune.store import (
     StoreError,
     token_hash,
 )
-from autotune.systems._registry import applier_kind, known_kinds
+from autotune.systems import applier_kind, known_kinds
 from autotune.tuner import (
     DEFAULT_LEASE_S,
     Scheduler,

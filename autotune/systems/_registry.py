@@ -41,6 +41,7 @@ Renderer = Callable[[Spec, Config], str]
 _FACTORIES: dict[str, Factory] = {}
 _CHECKS: dict[str, Check] = {}
 _FORMATS: dict[str, dict[str, Renderer]] = {}
+_GAUGES: dict[str, frozenset[str]] = {}
 
 
 def register(kind: str, factory: Factory, check: Check | None = None) -> None:
@@ -55,6 +56,18 @@ def register_formats(kind: str, formats: Mapping[str, Renderer]) -> None:
     """How ``applier: kind`` systems print a config (``autotune best --format NAME``),
     first the one a user pastes into the system's own config file."""
     _FORMATS[kind] = dict(formats)
+
+
+def register_gauges(kind: str, names: frozenset[str]) -> None:
+    """The internal metrics of ``applier: kind`` systems that are levels, not counters
+    (``System.metric_gauges``), for code that reads stored trials without a System."""
+    _GAUGES[kind] = frozenset(names)
+
+
+def known_gauges() -> frozenset[str]:
+    """Every registered system's gauges, the host's included."""
+    _load_builtin()
+    return System.metric_gauges.union(*_GAUGES.values())
 
 
 def config_formats(spec: Spec) -> dict[str, Renderer]:

@@ -28,6 +28,7 @@ import numpy as np
 from autotune.space import Space
 from autotune.spec import Config, KnobValueError
 from autotune.store import Experiment, Store, Trial
+from autotune.systems import known_gauges
 from autotune.tuner._tuner import TuningError, usable
 
 log = logging.getLogger("autotune.tuner")
@@ -39,10 +40,7 @@ MAX_GAP = 3.0  # a metric's standardised gap counts at most this much
 
 def gauges() -> frozenset[str]:
     """Metric names that are levels, not counters: not divided by the run's length."""
-    from autotune.systems._host import HOST_GAUGES
-    from autotune.systems.postgres._metrics import PG_GAUGES
-
-    return HOST_GAUGES | PG_GAUGES
+    return known_gauges()
 
 
 def rates(trial: Trial, levels: frozenset[str]) -> dict[str, float]:

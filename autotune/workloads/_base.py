@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotune.systems import System
-from autotune.systems._base import SystemError_
+from autotune.systems import System, SystemError_
 
 
 class WorkloadError(SystemError_):

@@ -45,7 +45,7 @@ from typing import Any
 
 from autotune._tmp import OwnedTempDir
 from autotune.systems import System
-from autotune.systems.generic._template import UnknownPlaceholder, fill_argv, placeholders_in
+from autotune.systems.generic import UnknownPlaceholder, fill_argv, placeholders_in
 from autotune.workloads._base import Phase, Workload, WorkloadError, WorkloadResult
 
 FIELDS = {"run", "setup", "metrics", "repeat", "timeout"}

@@ -27,7 +27,7 @@ def test_the_quickstart_commands_install_from_the_lock() -> None:
     tune, tests = readme.quickstart_commands((ROOT / "README.md").read_text())
     assert tune.startswith("pip install -c constraints.txt -e . && autotune tune ")
     assert tests.startswith("pip install -c constraints.txt -e '.[dev]' && ruff check .")
-    assert tests.endswith("&& mypy && pytest")
+    assert tests.endswith("&& mypy && lint-imports && pytest")
 
 
 def test_a_readme_without_the_two_commands_is_refused() -> None:
@@ -74,3 +74,21 @@ def test_lowest_pins_each_runtime_dependency_at_its_lower_bound() -> None:
     assert len(pins) == len(dependencies) + len(lock.TEST_TOOLS)
     assert "numpy==1.26" in pins and "scikit-optimize==0.10.2" in pins
     assert all("==" in pin for pin in pins)
+
+
+def test_every_package_has_a_place_in_the_import_layers() -> None:
+    """A new package outside the layers would escape the import contract unnoticed."""
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        contracts = tomllib.load(f)["tool"]["importlinter"]["contracts"]
+    (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
+    placed = {name.strip() for layer in layers for name in layer.split("|")}
+    packages = {
+        f"autotune.{p.stem if p.is_file() else p.name}"
+        for p in (ROOT / "autotune").iterdir()
+        if (p.is_dir() and (p / "__init__.py").exists())
+        or (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))
+    }
+    assert packages == placed
+    assert {c["type"] for c in contracts} == {"layers", "private_modules"}

@@ -4,10 +4,11 @@ as the spec's ``applier:`` mapping says; see ``_applier`` for the schema."""
 
 from autotune.spec import Spec, SpecError
 from autotune.systems._base import SystemError_
-from autotune.systems._registry import Target, register, register_formats
+from autotune.systems._registry import Target, register, register_formats, register_gauges
 from autotune.systems.generic._applier import KINDS, Applier, parse_applier
 from autotune.systems.generic._render import FORMATS
 from autotune.systems.generic._system import GenericSystem
+from autotune.systems.generic._template import UnknownPlaceholder, fill_argv, placeholders_in
 
 
 def check_applier(spec: Spec) -> list[str]:
@@ -31,5 +32,14 @@ def _make(spec: Spec, target: Target) -> GenericSystem:
 for _kind in KINDS:
     register(_kind, _make, check_applier)
     register_formats(_kind, FORMATS[_kind])
+    register_gauges(_kind, GenericSystem.metric_gauges)
 
-__all__ = ["Applier", "GenericSystem", "check_applier", "parse_applier"]
+__all__ = [
+    "Applier",
+    "GenericSystem",
+    "UnknownPlaceholder",
+    "check_applier",
+    "fill_argv",
+    "parse_applier",
+    "placeholders_in",
+]

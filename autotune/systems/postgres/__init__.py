@@ -1,7 +1,7 @@
 """PostgreSQL: managed sandbox or an existing server."""
 
 from autotune.spec import Spec
-from autotune.systems._registry import Target, register, register_formats
+from autotune.systems._registry import Target, register, register_formats, register_gauges
 from autotune.systems.postgres._datasets import (
     Dataset,
     datasets_root,
@@ -9,6 +9,7 @@ from autotune.systems.postgres._datasets import (
     remove_dataset,
 )
 from autotune.systems.postgres._dsn import public_dsn
+from autotune.systems.postgres._import import fetch_settings, import_settings
 from autotune.systems.postgres._render import FORMATS, quote_literal
 from autotune.systems.postgres._sandbox import Sandbox, find_bindir, find_program, sweep_stale
 from autotune.systems.postgres._system import PostgresSystem
@@ -26,14 +27,17 @@ def _make(spec: Spec, target: Target) -> PostgresSystem:
 
 register("postgres", _make)
 register_formats("postgres", FORMATS)
+register_gauges("postgres", PostgresSystem.metric_gauges)
 
 __all__ = [
     "Dataset",
     "PostgresSystem",
     "Sandbox",
     "datasets_root",
+    "fetch_settings",
     "find_bindir",
     "find_program",
+    "import_settings",
     "list_datasets",
     "public_dsn",
     "quote_literal",

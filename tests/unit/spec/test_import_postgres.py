@@ -454,7 +454,7 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
         calls.append(dsn)
         return ROWS, VERSION, "fake rows"
 
-    monkeypatch.setattr(_import, "fetch_settings", fetch)
+    monkeypatch.setattr("autotune.systems.postgres.fetch_settings", fetch)  # as the CLI finds it
     return calls
 
 
