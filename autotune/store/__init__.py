@@ -1,13 +1,15 @@
 """The results store: SQLAlchemy models, repository and Alembic migrations."""
 
 from autotune.domain import FINISHED, PHASES, Proposal, Trial, now
+from autotune.store._engine import default_url, upgrade
 from autotune.store._exchange import (
     export_experiment,
     import_experiment,
     read_export,
     write_export,
 )
-from autotune.store._store import (
+from autotune.store._store import Store
+from autotune.store._types import (
     NAME_PATTERN,
     NAME_RULE,
     SEEN_EVERY_S,
@@ -16,12 +18,9 @@ from autotune.store._store import (
     BadReport,
     Experiment,
     LeaseConflict,
-    Store,
     StoreError,
     check_name,
-    default_url,
     token_hash,
-    upgrade,
 )
 
 __all__ = [

@@ -56,7 +56,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from autotune.domain import PHASES, Trial, now
-from autotune.store._store import Analysis, Experiment, Store, StoreError
+from autotune.store._store import Store
+from autotune.store._types import Analysis, Experiment, StoreError
 
 FORMAT = "autotune-experiment"
 VERSION = 2  # 2: a trial's phase, round and arm

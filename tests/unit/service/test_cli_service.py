@@ -96,7 +96,7 @@ def test_an_agents_last_use_is_written_at_most_once_a_minute(
 ) -> None:
     token = store.add_agent("db1")
     clock = [T0]
-    monkeypatch.setattr("autotune.store._store.now", lambda: clock[0])
+    monkeypatch.setattr("autotune.store._agents.now", lambda: clock[0])
     assert store.agent_for_token(token) == "db1"
     seen = lambda: store.agents()[0].last_seen_at  # noqa: E731
     assert seen() == T0

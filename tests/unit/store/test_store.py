@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from autotune.cli import app
 from autotune.store import Experiment, Proposal, Store, StoreError, Trial, default_url
-from autotune.store import _store as store_module
-from autotune.store._store import _alembic_config
+from autotune.store import _engine as store_module
+from autotune.store._engine import _alembic_config
 
 MakeExperiment = Callable[..., Experiment]
 MakeTrial = Callable[..., Trial]
