@@ -26,7 +26,7 @@ from autotune.cli._common import (
     postgres_target,
 )
 from autotune.cli._format import verification_table
-from autotune.cli.tune import _Interrupted, _on_sigterm
+from autotune.cli._signals import _Interrupted, _on_sigterm
 from autotune.replay import build_surrogate, result_json, run_interleaved
 from autotune.replay import replay as run_replay
 from autotune.spec import Config, Machine

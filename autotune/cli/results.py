@@ -13,7 +13,7 @@ import typer
 from autotune.cli._common import StoreOption, console, fail, friendly, open_store
 from autotune.cli._format import formatted, recorded_spec, render
 from autotune.cli._listing import Column, Format, FormatOption, print_listing
-from autotune.cli.tune import _action
+from autotune.cli._progress import _action
 from autotune.store import default_url, upgrade
 from autotune.tuner import describe, summarize, unstable_line
 

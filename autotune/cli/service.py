@@ -33,7 +33,8 @@ from autotune.cli._common import (
     postgres_target,
 )
 from autotune.cli._listing import Column, Format, FormatOption, print_listing
-from autotune.cli.tune import _action, _Interrupted, _on_sigterm, interrupt_once
+from autotune.cli._progress import _action
+from autotune.cli._signals import _Interrupted, _on_sigterm, interrupt_once
 from autotune.service import HttpClient, ServiceError, check_admin_token, create_app
 from autotune.spec import Spec, SpecError
 from autotune.store import NAME_PATTERN, NAME_RULE, StoreError, Trial

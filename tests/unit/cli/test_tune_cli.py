@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from autotune.cli import app
 from autotune.cli._common import console
-from autotune.cli.tune import _print_summary, _top_knobs
+from autotune.cli._progress import _print_summary
+from autotune.cli.tune import _top_knobs
 from autotune.optimizers import OPTIMIZERS
 from autotune.spec import Machine, Spec
 from autotune.store import Experiment, Store, Trial
