@@ -2,13 +2,9 @@
 
 from autotune.spec import Spec
 from autotune.systems._registry import Target, register, register_formats
+from autotune.systems.linux._journal import default_journal_dir, journal_name
 from autotune.systems.linux._render import FORMATS
-from autotune.systems.linux._system import (
-    DEFAULT_DEVICES,
-    LinuxSystem,
-    default_journal_dir,
-    journal_name,
-)
+from autotune.systems.linux._system import DEFAULT_DEVICES, LinuxSystem
 
 
 def _make(spec: Spec, target: Target) -> LinuxSystem:
