@@ -1,5 +1,6 @@
 """The tuner: proposes configs, leases trials, records results; shared by every front end."""
 
+from autotune.tuner._experiment import experiment_info, experiment_space, experiment_spec
 from autotune.tuner._hosts import Capacity, capacity
 from autotune.tuner._local import LocalClient
 from autotune.tuner._racing import plan_repeats
@@ -16,13 +17,7 @@ from autotune.tuner._robust import (
     robust_best,
     unstable_line,
 )
-from autotune.tuner._scheduler import (
-    DEFAULT_LEASE_S,
-    Scheduler,
-    experiment_info,
-    experiment_space,
-    experiment_spec,
-)
+from autotune.tuner._scheduler import DEFAULT_LEASE_S, Scheduler
 from autotune.tuner._session import (
     DEFAULT_OPTIMIZER,
     KnobSelection,

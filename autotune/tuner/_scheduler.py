@@ -19,27 +19,31 @@ verification its minimum rounds.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from autotune.agent import ExperimentInfo, Lease, TrialOutcome, trial_duration_s
-from autotune.optimizers import Optimizer, SpaceExhausted, Suggestion, make_optimizer
+from autotune.agent import Lease, TrialOutcome, trial_duration_s
+from autotune.optimizers import Optimizer, make_optimizer
 from autotune.space import Space
-from autotune.spec import KnobValueError, Machine, Spec, parse_spec
-from autotune.store import BadReport, Experiment, Proposal, Store, Trial, now
-from autotune.tuner._drift import control_due, corrected_objectives, with_corrected
-from autotune.tuner._racing import plan_repeats
+from autotune.store import Experiment, Proposal, Store, Trial, now
+from autotune.tuner._drift import corrected_objectives, with_corrected
+from autotune.tuner._experiment import (
+    _active,
+    _controls,
+    _finished,
+    experiment_info,
+    experiment_space,
+    pgtune_for,
+    reported_config,
+)
+from autotune.tuner._plan import _Cache, _Planning
 from autotune.tuner._tuner import TuningError, loss_of
 from autotune.tuner._verify import (
-    Arm,
     choose_arms,
     next_verify_run,
-    pgtune_arm,
     summarize_verification,
     verify_batch,
     verify_policy,
@@ -53,88 +57,7 @@ log = logging.getLogger("autotune.tuner")
 DEFAULT_LEASE_S = 60.0
 
 
-def experiment_info(experiment: Experiment) -> ExperimentInfo:
-    settings = experiment.settings
-    return ExperimentInfo(
-        name=experiment.name,
-        system=experiment.system,
-        spec_content=experiment.spec_content,
-        spec_path=experiment.spec_path,
-        spec_hash=experiment.spec_hash,
-        workload_name=experiment.workload_name,
-        workload_content=experiment.workload_content,
-        workload_path=experiment.workload_path,
-        workload_hash=experiment.workload_hash,
-        workload_files=experiment.workload_files,
-        objective_metric=experiment.objective_metric,
-        direction=experiment.direction,
-        duration_s=settings.get("duration_s"),
-        knobs=list(settings.get("knobs", [])),
-        machine=settings.get("machine"),
-    )
-
-
-def experiment_spec(experiment: Experiment) -> Spec:
-    """The experiment's spec as recorded, its bounds resolved on the machine it was
-    created for (this host's, for an experiment that did not record one)."""
-    recorded = experiment.settings.get("machine")
-    machine = Machine(**recorded) if isinstance(recorded, dict) else Machine.local()
-    return parse_spec(experiment.spec_content, experiment.spec_path, machine)
-
-
-def experiment_space(experiment: Experiment) -> Space:
-    """The experiment's search space, resolved on the machine it was created for."""
-    recorded = experiment.settings.get("machine")
-    machine = Machine(**recorded) if isinstance(recorded, dict) else Machine.local()
-    knobs = tuple(experiment.settings.get("knobs", []))
-    return _space(experiment.spec_content, experiment.spec_path, knobs, machine)
-
-
-@functools.lru_cache(maxsize=64)
-def _space(content: str, path: str, knobs: tuple[str, ...], machine: Machine) -> Space:
-    """Parsing a spec takes tens of milliseconds; a busy server proposes many times a second."""
-    return Space(parse_spec(content, path, machine), list(knobs), machine)
-
-
-@dataclass
-class _Cache:
-    optimizer_name: str
-    optimizer: Optimizer
-    trials: dict[int, Trial] = field(default_factory=dict)
-    told: set[int] = field(default_factory=set)
-    saved_state: dict[str, Any] | None = None  # what the store holds, to save only changes
-    from_state: bool = False  # built with the stored state loaded
-    warm_done: bool = False  # the warm start (if any) has been resolved and told
-    arms: tuple[int, list[Arm]] | None = None  # (last search trial, the verification's arms)
-    # Why the search ended before its budget: "exhausted" (no untried valid config left)
-    # or "baseline failed" (the spec's defaults failed twice); None while it goes on.
-    ended: str | None = None
-
-
-BASELINE_TRIES = 2  # a failed baseline is tried once more (a passing fault), then no more
-
-
-def _controls(experiment: Experiment) -> int:
-    """Search trials between drift controls (0: none)."""
-    return int(experiment.settings.get("controls") or 0)
-
-
-def _baseline_config(trials: list[Trial], space: Space) -> dict[str, Any]:
-    """The baseline as it ran (the target's configuration as found, for an existing
-    server or a host), else the spec's defaults."""
-    ran = next((t for t in trials if t.is_baseline and t.searched and t.ok), None)
-    return dict(ran.config) if ran is not None else space.default()
-
-
-def _active(counts: dict[str, int]) -> int:
-    return counts.get("pending", 0) + counts.get("leased", 0)
-
-
-def _finished(counts: dict[str, int]) -> int:
-    return counts.get("ok", 0) + counts.get("failed", 0)
-
-
-class Scheduler:
+class Scheduler(_Planning):
     """Proposes, leases and records trials for every running experiment in a store."""
 
     def __init__(self, store: Store, lease_s: float = DEFAULT_LEASE_S) -> None:
@@ -280,126 +203,6 @@ class Scheduler:
             return self.propose(experiment, room)  # no longer searching: what follows
         return proposals
 
-    def _ended(self, experiment: Experiment) -> bool:
-        """The search ended before its budget (found here, or as the store said when the
-        optimiser was built): the space is used up, or the baseline cannot run."""
-        cached = self._cache.get(experiment.id)
-        return cached is not None and cached.ended is not None
-
-    def _end_search(self, experiment: Experiment, why: str, **detail: Any) -> None:
-        """End the search, once, with a note kept as the experiment's "search" analysis."""
-        cached = self._cache[experiment.id]
-        if cached.ended is not None:
-            return
-        cached.ended = why
-        log.info("experiment %s: search ended: %s %s", experiment.name, why, detail)
-        self.store.add_analysis(
-            experiment, "search", {"ended": why, "budget": experiment.budget, **detail}
-        )
-
-    def _suggest(
-        self,
-        experiment: Experiment,
-        trials: list[Trial],
-        optimizer: Optimizer,
-        n: int,
-        pending: list[Suggestion],
-    ) -> list[Suggestion]:
-        """The optimiser's next ``n``; none once a small space is used up, which ends the
-        search with a note, kept as the experiment's "search" analysis."""
-        if self._ended(experiment):
-            return []
-        for k in range(n, 0, -1):  # fewer than n may still be untried
-            try:
-                return optimizer.suggest(k, pending=pending)
-            except SpaceExhausted:
-                continue
-        # The search's trials so far, and those proposed in this call (the pending ones
-        # that are not in flight).
-        search = (
-            sum(t.searched for t in trials) + len(pending) - sum(not t.finished for t in trials)
-        )
-        self._end_search(experiment, "exhausted", trials=search)
-        return []
-
-    def _plan(
-        self, experiment: Experiment, trials: list[Trial], optimizer: Optimizer, room: int
-    ) -> list[Proposal]:
-        space = optimizer.space
-        number = max((t.number for t in trials), default=0)
-        every = _controls(experiment)
-        if every and room > 0 and control_due(trials, every):
-            # The default again, before the next search trial: the host's level now.
-            number += 1
-            room -= 1
-            controls = [Proposal(number, _baseline_config(trials, space), phase="control")]
-        else:
-            controls = []
-        trials = [t for t in trials if t.searched]
-        in_flight = [Suggestion(t.config, t.fidelity, t.repeat) for t in trials if not t.finished]
-        proposals: list[Proposal] = []
-        failed = [t for t in trials if t.is_baseline and t.status == "failed"]
-        if len(failed) >= BASELINE_TRIES and not any(t.is_baseline and t.ok for t in trials):
-            # The spec's defaults do not run here: every other config is measured against
-            # them, so nothing else is tried.
-            # The history is light (no errors): the last failure's comes from the store.
-            full = [t for t in self.store.trials(experiment) if t.number == failed[-1].number]
-            self._end_search(
-                experiment,
-                "baseline failed",
-                trials=len(trials),
-                error=(full[0].error if full else None) or "no error recorded",
-            )
-            return controls
-        if not any(t.is_baseline and t.status != "failed" for t in trials):
-            number += 1
-            proposals.append(Proposal(number, space.default(), is_baseline=True))
-            in_flight.append(Suggestion(space.default()))
-        # Trials numbered past this many are repeats; failed trials use up the budget too.
-        search_until = experiment.budget - experiment.repeats
-        searching = max(0, min(room - len(proposals), search_until - len(trials) - len(proposals)))
-        if searching > 0:
-            for suggestion in self._suggest(experiment, trials, optimizer, searching, in_flight):
-                number += 1
-                proposals.append(
-                    Proposal(
-                        number,
-                        suggestion.config,
-                        fidelity=suggestion.fidelity,
-                        repeat=suggestion.repeat,
-                    )
-                )
-        if self._ended(experiment):
-            return controls + proposals  # nothing new to race against: the search is over
-        racing = room - len(proposals)
-        if racing > 0:
-            planned = [
-                Trial(
-                    number=p.number,
-                    config=p.config,
-                    status="pending",
-                    objective=None,
-                    started_at=None,
-                    finished_at=None,
-                    is_baseline=p.is_baseline,
-                    fidelity=p.fidelity,
-                    repeat=p.repeat,
-                )
-                for p in proposals
-            ]
-            for pick in plan_repeats([*trials, *planned], experiment.direction, racing):
-                number += 1
-                proposals.append(
-                    Proposal(number, dict(pick.config), is_baseline=pick.is_baseline, repeat=True)
-                )
-        left = room - len(proposals)
-        if left > 0:  # nothing to race yet (no trial has succeeded): keep searching
-            pending = [*in_flight, *(Suggestion(p.config, p.fidelity) for p in proposals)]
-            for suggestion in self._suggest(experiment, trials, optimizer, left, pending):
-                number += 1
-                proposals.append(Proposal(number, suggestion.config, fidelity=suggestion.fidelity))
-        return controls + proposals
-
     def _save_state(self, experiment: Experiment, optimizer: Optimizer) -> None:
         """Keep the optimiser's state in the store when it changed, for the next scheduler."""
         cached = self._cache.get(experiment.id)
@@ -505,7 +308,7 @@ class Scheduler:
         searched = max((t.number for t in trials if t.searched), default=0)
         if cached.arms is None or cached.arms[0] != searched:
             ranked = with_corrected(trials) if _controls(experiment) else trials
-            pgtune = self._pgtune(experiment, space)
+            pgtune = pgtune_for(experiment, space)
             cached.arms = (
                 searched,
                 choose_arms(ranked, experiment.direction, space.spec, policy, pgtune),
@@ -539,37 +342,6 @@ class Scheduler:
                 cached = self._cache[experiment.id]
         assert cached.arms is not None
         return dict(cached.arms[1][0].config)
-
-    @staticmethod
-    def _pgtune(experiment: Experiment, space: Space) -> dict[str, Any] | None:
-        """pgtune's config for the experiment's machine, as a verification arm."""
-        policy = verify_policy(experiment)
-        if policy is None or not policy.pgtune or experiment.system != "postgres":
-            return None
-        return pgtune_arm(
-            space.spec,
-            experiment.settings.get("machine"),
-            experiment.workload_content,
-            restartable=bool(experiment.settings.get("restartable", True)),
-        )
-
-    @staticmethod
-    def _ran(experiment: Experiment, config: dict[str, Any] | None) -> dict[str, Any]:
-        """A reported baseline config, each value checked against the experiment's spec
-        (BadReport names the knob); {} when the agent ran the leased config."""
-        if not config:
-            return {}
-        knobs = experiment_spec(experiment).knobs
-        out: dict[str, Any] = {}
-        for name, value in config.items():
-            knob = knobs.get(name)
-            if knob is None:
-                raise BadReport(f"reported config: knob {name!r} is not in the spec")
-            try:
-                out[name] = knob.validate(value)
-            except KnobValueError as exc:
-                raise BadReport(f"reported config: {name}: {exc}") from None
-        return out
 
     def _spent(self, experiment: Experiment, counts: dict[str, int]) -> bool:
         """Done: nothing in flight, the search over (every budgeted trial finished, or its
@@ -605,7 +377,7 @@ class Scheduler:
             status, error = "failed", f"the workload reported no {metric!r}"
         if status not in ("ok", "failed"):
             raise TuningError(f"a report's status must be ok or failed, not {status!r}")
-        ran = self._ran(experiment, outcome.config)
+        ran = reported_config(experiment, outcome.config)
         result = Trial(
             number=0,  # kept from the leased row
             config=ran,  # {}: the leased config, kept
@@ -627,4 +399,4 @@ class Scheduler:
         return stored
 
 
-__all__ = ["DEFAULT_LEASE_S", "Scheduler", "experiment_info", "experiment_space"]
+__all__ = ["DEFAULT_LEASE_S", "Scheduler"]
