@@ -2,12 +2,8 @@
 
 from autotune.domain import FINISHED, PHASES, Proposal, Trial, now
 from autotune.store._engine import default_url, upgrade
-from autotune.store._exchange import (
-    export_experiment,
-    import_experiment,
-    read_export,
-    write_export,
-)
+from autotune.store._exchange import export_experiment, import_experiment, write_export
+from autotune.store._reading import read_export
 from autotune.store._store import Store
 from autotune.store._types import (
     NAME_PATTERN,

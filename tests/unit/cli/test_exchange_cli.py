@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from autotune.cli import app as autotune_app
 from autotune.cli import exchange
 from autotune.store import Experiment, Store, Trial, export_experiment, read_export
-from autotune.store._exchange import spec_hash, workload_hash
+from autotune.store._document import spec_hash, workload_hash
 from tests.unit._support import TOY_SPEC, TOY_WORKLOAD
 
 runner = CliRunner()

@@ -34,7 +34,7 @@ from autotune.store import (
     write_export,
 )
 from autotune.store import _store as store_module
-from autotune.store._exchange import TRIAL_KEYS, VERSION, spec_hash, workload_hash
+from autotune.store._document import TRIAL_KEYS, VERSION, spec_hash, workload_hash
 from autotune.workloads import WorkloadDef
 from tests.unit._support import MACHINE, T0, TOY_SPEC, TOY_WORKLOAD
 
