@@ -1,5 +1,6 @@
 """The tuner: proposes configs, leases trials, records results; shared by every front end."""
 
+from autotune.tuner._arms import complete_configs, pgtune_db_type, reference_arms
 from autotune.tuner._experiment import experiment_info, experiment_space, experiment_spec
 from autotune.tuner._hosts import Capacity, capacity
 from autotune.tuner._local import LocalClient
@@ -47,11 +48,8 @@ from autotune.tuner._verify import (
     Verification,
     VerifyPolicy,
     VerifyRun,
-    complete_configs,
     paired_between,
     paired_ratio,
-    pgtune_db_type,
-    reference_arms,
     rotation,
     summarize_verification,
 )

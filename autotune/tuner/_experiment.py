@@ -10,8 +10,8 @@ from autotune.agent import ExperimentInfo
 from autotune.space import Space
 from autotune.spec import KnobValueError, Machine, Spec, parse_spec
 from autotune.store import BadReport, Experiment, Trial
+from autotune.tuner._arms import pgtune_arm
 from autotune.tuner._verify import (
-    pgtune_arm,
     verify_policy,
 )
 

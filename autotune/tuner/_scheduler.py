@@ -29,6 +29,7 @@ from autotune.agent import Lease, TrialOutcome, trial_duration_s
 from autotune.optimizers import Optimizer, make_optimizer
 from autotune.space import Space
 from autotune.store import Experiment, Proposal, Store, Trial, now
+from autotune.tuner._arms import choose_arms
 from autotune.tuner._drift import corrected_objectives, with_corrected
 from autotune.tuner._experiment import (
     _active,
@@ -42,7 +43,6 @@ from autotune.tuner._experiment import (
 from autotune.tuner._plan import _Cache, _Planning
 from autotune.tuner._tuner import TuningError, loss_of
 from autotune.tuner._verify import (
-    choose_arms,
     next_verify_run,
     summarize_verification,
     verify_batch,

@@ -20,12 +20,10 @@ from autotune.tuner import (
     rotation,
     summarize_verification,
 )
+from autotune.tuner._arms import choose_arms, pgtune_arm, pgtune_db_type
 from autotune.tuner._verify import (
     arms_of,
-    choose_arms,
     next_verify_run,
-    pgtune_arm,
-    pgtune_db_type,
     verify_batch,
     verify_reserve_s,
     verify_runs,
