@@ -24,8 +24,8 @@ from starlette.exceptions import HTTPException
 from autotune import __version__
 from autotune.agent import TrialOutcome
 from autotune.service._dashboard import add_dashboard
+from autotune.service._fields import TOKEN_RE
 from autotune.service._models import (
-    TOKEN_RE,
     AgentCreate,
     AgentOut,
     AgentToken,

@@ -19,8 +19,8 @@ import httpx
 
 from autotune.agent import Lease, LeaseLost, TrialOutcome
 from autotune.domain import Trial
+from autotune.service._fields import TOKEN_RE
 from autotune.service._models import (
-    TOKEN_RE,
     AgentOut,
     AgentToken,
     BestOut,

@@ -17,11 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autotune.agent import ExperimentInfo, materialize_workload
-from autotune.service._models import (
-    TOKEN_RE,
-    ExperimentCreate,
-    Problem,
-)
+from autotune.service._fields import TOKEN_RE
+from autotune.service._models import ExperimentCreate, Problem
 from autotune.spec import Machine, Spec, SpecError, parse_spec
 from autotune.store import (
     Experiment,

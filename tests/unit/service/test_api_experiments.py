@@ -7,7 +7,7 @@ from typing import Any, get_args
 import pytest
 
 from autotune.optimizers import OPTIMIZERS
-from autotune.service._models import OptimizerName
+from autotune.service._fields import OptimizerName
 from autotune.store import token_hash
 from tests.unit._support import ROOT
 from tests.unit.service._support import Service, experiment_body, ok_outcome
