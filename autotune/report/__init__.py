@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from autotune.report._data import experiment_data
-from autotune.report._html import figures, render_experiment_html, script_json
+from autotune.report._figures import figures
+from autotune.report._html import render_experiment_html, script_json
 from autotune.store import Store
 
 
