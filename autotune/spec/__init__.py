@@ -1,15 +1,10 @@
 """Knob specs: parse, validate, units, constraints."""
 
 from autotune.spec._expr import Constraint, ExprError
+from autotune.spec._knob import APPLY_RANK, Config, Knob, KnobValueError, SpecError, Value
 from autotune.spec._machine import Machine
 from autotune.spec._spec import (
-    APPLY_RANK,
-    Config,
-    Knob,
-    KnobValueError,
     Spec,
-    SpecError,
-    Value,
     composite_text,
     load_spec,
     load_yaml,
