@@ -11,7 +11,7 @@ import pytest
 
 from autotune.spec import Unit, load_spec
 from autotune.systems.postgres import Sandbox
-from autotune.systems.postgres._import import COLUMNS
+from autotune.systems.postgres._import_rules import COLUMNS
 from tests.integration.pgutil import postmasters_in, processes_under, run_cli
 
 pytestmark = pytest.mark.pg

@@ -92,3 +92,13 @@ def test_every_package_has_a_place_in_the_import_layers() -> None:
     }
     assert packages == placed
     assert {c["type"] for c in contracts} == {"layers", "private_modules"}
+
+
+def test_no_module_is_over_500_lines() -> None:
+    """A module past 500 lines does several jobs: split it by job."""
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted((ROOT / "autotune").rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > 500
+    }
+    assert long == {}

@@ -19,13 +19,8 @@ from autotune.cli import app
 from autotune.spec import Spec, load_spec, parse_spec
 from autotune.systems import SystemError_
 from autotune.systems.postgres import _import
-from autotune.systems.postgres._import import (
-    APPLY_BY_CONTEXT,
-    NOT_TUNABLE,
-    UNSAFE,
-    import_settings,
-    spec_from_settings,
-)
+from autotune.systems.postgres._import import import_settings, spec_from_settings
+from autotune.systems.postgres._import_rules import APPLY_BY_CONTEXT, NOT_TUNABLE, UNSAFE
 from tests.unit._support import MACHINE
 
 runner = CliRunner()
