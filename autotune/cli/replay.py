@@ -13,7 +13,7 @@ import typer
 
 from autotune._tmp import OwnedTempDir
 from autotune.agent import Agent, materialize_workload
-from autotune.baseline import DB_TYPES, STORAGES, PgtuneInput, pgtune_config
+from autotune.baseline import DB_TYPES, STORAGES
 from autotune.cli._common import (
     DataDirOption,
     DsnOption,
@@ -29,19 +29,15 @@ from autotune.cli._format import verification_table
 from autotune.cli._signals import _Interrupted, _on_sigterm
 from autotune.replay import build_surrogate, result_json, run_interleaved
 from autotune.replay import replay as run_replay
-from autotune.spec import Config, Machine
+from autotune.spec import Machine
 from autotune.store import Experiment, Store
 from autotune.tuner import (
-    Arm,
-    TuningError,
     VerifyPolicy,
     VerifyRun,
     experiment_info,
     experiment_spec,
     paired_between,
-    pgtune_db_type,
-    reference_arms,
-    summarize,
+    reverify_arms,
 )
 from autotune.workloads import make_workload
 
@@ -52,24 +48,6 @@ ApplyOption = Annotated[
         help="Apply a recorded config to a live server and verify it: best, or a trial number.",
     ),
 ]
-
-
-def _pick_config(store: Store, experiment: Experiment, which: str) -> tuple[str, Config]:
-    """``best`` (the noise-aware best) or a trial number: its label and config."""
-    if which == "best":
-        summary = summarize(store, experiment)
-        if summary.best is None:
-            raise TuningError(f"experiment {experiment.name!r} has no successful trial")
-        return f"best (trial {summary.best.number})", dict(summary.best.config)
-    if not which.isdigit():
-        raise TuningError(f"--apply/--config: give best or a trial number, not {which!r}")
-    number = int(which)
-    trial = next((t for t in store.trials(experiment) if t.number == number), None)
-    if trial is None:
-        raise TuningError(f"experiment {experiment.name!r} has no trial {number}")
-    if not trial.ok:
-        raise TuningError(f"trial {number} of {experiment.name!r} did not succeed ({trial.status})")
-    return f"trial {number}", dict(trial.config)
 
 
 def _verify(
@@ -88,38 +66,13 @@ def _verify(
     """The default, the chosen config and pgtune's, in paired rounds on one live server:
     the session's own verification policy, run again."""
     spec = experiment_spec(experiment)
-    label, config = _pick_config(store, experiment, which)
-    # The reference is what the target ran when the session started (an existing
-    # server's or host's own settings); the spec's defaults join when they differ.
-    reference, spec_defaults = reference_arms(store.trials(experiment), spec)
-    arms = [reference, Arm("best" if which == "best" else label, config, label)]
-    if spec_defaults is not None:
-        arms.append(spec_defaults)
-    notes: list[str] = []
-    if pgtune:
-        host = Machine.local()
-        if experiment.system != "postgres":
-            raise TuningError(f"pgtune is for postgres, not {experiment.system!r}; add --no-pgtune")
-        kind = db_type or pgtune_db_type(experiment.workload_content)
-        tuned = pgtune_config(spec, PgtuneInput(host.memory_bytes, host.cpus, kind, storage))
-        arms.append(
-            Arm("pgtune", {k: tuned.config[k] for k in tuned.applied}, f"{kind}, {storage}")
-        )
-        notes += [f"pgtune: {n}" for n in tuned.notes]
     # A restart-class change is undone through postgresql.auto.conf when the server
     # no longer starts: an existing server needs both.
     restartable = dsn is None or (restart_command is not None and data_dir is not None)
-    if not restartable:
-        dropped = sorted({n for a in arms for n in a.config if spec.knobs[n].apply == "restart"})
-        if dropped:
-            arms = [
-                Arm(a.label, {k: v for k, v in a.config.items() if k not in dropped}, a.note)
-                for a in arms
-            ]
-            notes.append(
-                "left out restart-class knobs (give --restart-command to apply them): "
-                + ", ".join(dropped)
-            )
+    arms, notes = reverify_arms(
+        store, experiment, which, machine=Machine.local(), pgtune=pgtune, db_type=db_type,
+        storage=storage, restartable=restartable,
+    )  # fmt: skip
     for note in notes:
         console.print(f"note: {note}", markup=False)
     length = duration if duration is not None else experiment.duration_s

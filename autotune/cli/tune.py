@@ -44,6 +44,7 @@ from autotune.tuner import (
     check_warm_start,
     default_repeats,
     open_experiment,
+    recorded_defaults,
     select_knobs,
     summarize,
     verify_option,
@@ -301,20 +302,19 @@ def tune(
     with open_store(store) as st:
         name = experiment or default_name(spec.system, wl.name)
         recorded = st.experiment(name)
-        if recorded is not None:
-            optimizer = optimizer or recorded.optimizer
-            seed = recorded.seed if seed is None else seed
-            duration = recorded.settings.get("duration_s") if duration is None else duration
+        if recorded is not None:  # the service's rule: tuner.recorded_defaults
+            kept = recorded_defaults(recorded, trials)
+            optimizer = optimizer or kept.get("optimizer")
+            seed = kept.get("seed") if seed is None else seed
+            duration = kept.get("duration_s") if duration is None else duration
             if knobs is None:
-                knobs = ",".join(recorded.settings.get("knobs", []))
-            if warm_start is None:
-                warm_start = recorded.settings.get("warm_start")
-            kept = recorded.settings.get("verify") or {}
+                knobs = ",".join(kept.get("knobs", []))
+            warm_start = kept.get("warm_start") if warm_start is None else warm_start
             precision = kept.get("precision") if precision is None else precision
             max_rounds = kept.get("max_rounds") if max_rounds is None else max_rounds
-            controls = recorded.settings.get("controls") if controls is None else controls
-            if repeats is None and recorded.settings.get("repeats") is not None:
-                repeats = min(recorded.repeats, max(0, trials - 2))
+            controls = kept.get("controls") if controls is None else controls
+            repeats = kept.get("repeats") if repeats is None else repeats
+            allow_unsafe = allow_unsafe or bool(kept.get("allow_unsafe"))
         optimizer = optimizer or DEFAULT_OPTIMIZER
         seed = 0 if seed is None else seed
         repeats = default_repeats(trials) if repeats is None else repeats

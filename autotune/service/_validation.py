@@ -24,9 +24,7 @@ from autotune.store import (
     Experiment,
 )
 from autotune.systems import applier_kind, known_kinds
-from autotune.tuner import (
-    SessionOptions,
-)
+from autotune.tuner import SessionOptions, recorded_defaults
 from autotune.workloads import WorkloadDef
 
 log = logging.getLogger("autotune.service")
@@ -79,29 +77,8 @@ def _loader_failed(what: str, label: str, exc: Exception, hide: str = "") -> HTT
 def _with_recorded(body: ExperimentCreate, existing: Experiment) -> ExperimentCreate:
     """On a resume, what the request leaves out is what was recorded (as `autotune tune`)."""
     given = body.model_fields_set
-    settings = existing.settings
-    recorded: dict[str, Any] = {
-        "knobs": settings.get("knobs"),
-        "optimizer": existing.optimizer,
-        "seed": existing.seed,
-        "duration_s": settings.get("duration_s"),
-        "parallelism": settings.get("parallelism", 1),
-        "lease_s": settings.get("lease_s"),
-        "allow_unsafe": settings.get("allow_unsafe", False),
-        "machine": settings.get("machine"),
-        "time_budget_s": settings.get("time_budget_s"),
-        "warm_start": settings.get("warm_start"),
-        "controls": settings.get("controls"),
-        "allow_colocated": settings.get("allow_colocated"),
-    }
-    verify = settings.get("verify")
-    if isinstance(verify, dict):  # how it verifies is kept; whether, follows the budget
-        recorded.update(precision=verify.get("precision"), max_rounds=verify.get("max_rounds"))
-    if "repeats" in settings and "repeats" not in given:
-        # Kept, but never more than a budget given now leaves room for.
-        budget = body.budget
-        recorded["repeats"] = min(int(settings["repeats"] or 0), max(0, budget - 2))
-    updates = {k: v for k, v in recorded.items() if k not in given and v is not None}
+    recorded = recorded_defaults(existing, body.budget)
+    updates = {k: v for k, v in recorded.items() if k not in given}
     if not updates:
         return body
     try:

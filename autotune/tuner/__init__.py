@@ -1,6 +1,12 @@
 """The tuner: proposes configs, leases trials, records results; shared by every front end."""
 
-from autotune.tuner._arms import complete_configs, pgtune_db_type, reference_arms
+from autotune.tuner._arms import (
+    complete_configs,
+    pgtune_db_type,
+    pick_config,
+    reference_arms,
+    reverify_arms,
+)
 from autotune.tuner._experiment import experiment_info, experiment_space, experiment_spec
 from autotune.tuner._hosts import Capacity, capacity
 from autotune.tuner._local import LocalClient
@@ -26,6 +32,7 @@ from autotune.tuner._session import (
     check_repeats,
     default_repeats,
     open_experiment,
+    recorded_defaults,
     select_knobs,
     verify_option,
 )
@@ -108,9 +115,12 @@ __all__ = [
     "paired_ratio",
     "paired_ratio_ci",
     "pgtune_db_type",
+    "pick_config",
     "plan_repeats",
+    "recorded_defaults",
     "reference_arms",
     "resolve_warm_start",
+    "reverify_arms",
     "robust_best",
     "rotation",
     "select_knobs",

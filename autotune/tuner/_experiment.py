@@ -10,10 +10,6 @@ from autotune.agent import ExperimentInfo
 from autotune.space import Space
 from autotune.spec import KnobValueError, Machine, Spec, parse_spec
 from autotune.store import BadReport, Experiment, Trial
-from autotune.tuner._arms import pgtune_arm
-from autotune.tuner._verify import (
-    verify_policy,
-)
 
 
 def experiment_info(experiment: Experiment) -> ExperimentInfo:
@@ -77,19 +73,6 @@ def _active(counts: dict[str, int]) -> int:
 
 def _finished(counts: dict[str, int]) -> int:
     return counts.get("ok", 0) + counts.get("failed", 0)
-
-
-def pgtune_for(experiment: Experiment, space: Space) -> dict[str, Any] | None:
-    """pgtune's config for the experiment's machine, as a verification arm."""
-    policy = verify_policy(experiment)
-    if policy is None or not policy.pgtune or experiment.system != "postgres":
-        return None
-    return pgtune_arm(
-        space.spec,
-        experiment.settings.get("machine"),
-        experiment.workload_content,
-        restartable=bool(experiment.settings.get("restartable", True)),
-    )
 
 
 def reported_config(experiment: Experiment, config: dict[str, Any] | None) -> dict[str, Any]:

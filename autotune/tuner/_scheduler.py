@@ -29,7 +29,7 @@ from autotune.agent import Lease, TrialOutcome, trial_duration_s
 from autotune.optimizers import Optimizer, make_optimizer
 from autotune.space import Space
 from autotune.store import Experiment, Proposal, Store, Trial, now
-from autotune.tuner._arms import choose_arms
+from autotune.tuner._arms import choose_arms, pgtune_for
 from autotune.tuner._drift import corrected_objectives, with_corrected
 from autotune.tuner._experiment import (
     _active,
@@ -37,7 +37,6 @@ from autotune.tuner._experiment import (
     _finished,
     experiment_info,
     experiment_space,
-    pgtune_for,
     reported_config,
 )
 from autotune.tuner._plan import _Cache, _Planning

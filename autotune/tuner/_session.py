@@ -175,6 +175,35 @@ class SessionOptions:
         return out
 
 
+def recorded_defaults(existing: Experiment, budget: int) -> dict[str, Any]:
+    """What a resume takes from the record for each option not given again, by the
+    option's name in ``SessionOptions`` and the API: one rule for ``autotune tune``
+    and the service. The search space's options (knobs, unsafe knobs, duration,
+    optimiser, seed) must then match; repeats never take more than ``budget``
+    leaves room for; the verification keeps how it verifies, not whether."""
+    settings = existing.settings
+    out: dict[str, Any] = {
+        "optimizer": existing.optimizer,
+        "seed": existing.seed,
+        "duration_s": settings.get("duration_s"),
+        "knobs": settings.get("knobs"),
+        "allow_unsafe": settings.get("allow_unsafe", False),
+        "warm_start": settings.get("warm_start"),
+        "controls": settings.get("controls"),
+        "parallelism": settings.get("parallelism", 1),
+        "lease_s": settings.get("lease_s"),
+        "machine": settings.get("machine"),
+        "time_budget_s": settings.get("time_budget_s"),
+        "allow_colocated": settings.get("allow_colocated"),
+    }
+    verify = settings.get("verify")
+    if isinstance(verify, dict):
+        out.update(precision=verify.get("precision"), max_rounds=verify.get("max_rounds"))
+    if settings.get("repeats") is not None:
+        out["repeats"] = min(int(settings["repeats"] or 0), max(0, budget - 2))
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def open_experiment(
     store: Store, spec: Spec, workload: WorkloadDef, options: SessionOptions
 ) -> tuple[Experiment, bool]:
