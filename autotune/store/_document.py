@@ -3,7 +3,10 @@ the digests that tie a spec and a workload to their text (see ``_exchange``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+
+from autotune.domain import Trial
 
 FORMAT = "autotune-experiment"
 VERSION = 2  # 2: a trial's phase, round and arm
@@ -34,30 +37,8 @@ EXPERIMENT_KEYS = (
 SPEC_KEYS = ("path", "hash", "content")
 WORKLOAD_KEYS = ("name", "path", "hash", "content", "files")
 # Every field of Trial but ``id``, the store's own key (tests check this list stays whole).
-TRIAL_KEYS = (
-    "number",
-    "config",
-    "status",
-    "objective",
-    "started_at",
-    "finished_at",
-    "is_baseline",
-    "metrics",
-    "timings",
-    "status_history",
-    "not_applied",
-    "error",
-    "log_excerpt",
-    "agent",
-    "proposed_at",
-    "lease_expires_at",
-    "attempts",
-    "fidelity",
-    "repeat",
-    "phase",
-    "round",
-    "arm",
-)
+# Every field of Trial but its store id: the dataclass is the one list of them.
+TRIAL_KEYS = tuple(f.name for f in dataclasses.fields(Trial) if f.name != "id")
 # Trial fields version 1 lacked, with the value every version 1 trial has.
 V1_TRIAL_DEFAULTS = {"phase": "search", "round": None, "arm": None}
 ANALYSIS_KEYS = ("kind", "created_at", "result")

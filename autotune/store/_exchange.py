@@ -52,10 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.domain import Trial, now
-from autotune.store._document import (
-    FORMAT,
-    VERSION,
-)
+from autotune.store._document import FORMAT, TRIAL_KEYS, VERSION
 from autotune.store._reading import _parse, _Reader
 from autotune.store._store import Store
 from autotune.store._types import Experiment, StoreError
@@ -74,30 +71,13 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _trial_doc(t: Trial) -> dict[str, Any]:
-    return {
-        "number": t.number,
-        "config": t.config,
-        "status": t.status,
-        "objective": t.objective,
-        "started_at": _iso(t.started_at),
-        "finished_at": _iso(t.finished_at),
-        "is_baseline": t.is_baseline,
-        "metrics": t.metrics,
-        "timings": t.timings,
-        "status_history": [list(item) for item in t.status_history],
-        "not_applied": t.not_applied,
-        "error": t.error,
-        "log_excerpt": t.log_excerpt,
-        "agent": t.agent,
-        "proposed_at": _iso(t.proposed_at),
-        "lease_expires_at": _iso(t.lease_expires_at),
-        "attempts": t.attempts,
-        "fidelity": t.fidelity,
-        "repeat": t.repeat,
-        "phase": t.phase,
-        "round": t.round,
-        "arm": t.arm,
-    }
+    """Every field of the trial but its store id (``TRIAL_KEYS``), times as ISO text."""
+    doc = {name: getattr(t, name) for name in TRIAL_KEYS}
+    for name, value in doc.items():
+        if isinstance(value, datetime):
+            doc[name] = _iso(value)
+    doc["status_history"] = [list(item) for item in t.status_history]
+    return doc
 
 
 def export_experiment(store: Store, name: str) -> dict[str, Any]:
