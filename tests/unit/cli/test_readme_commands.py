@@ -12,7 +12,12 @@ import typer
 from autotune.cli import app
 
 ROOT = Path(__file__).resolve().parents[3]
-DOCS = [ROOT / "README.md", ROOT / "experiments" / "README.md", ROOT / "knobs" / "README.md"]
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "experiments" / "README.md",
+    ROOT / "knobs" / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+]
 OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 
 
