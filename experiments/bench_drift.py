@@ -62,7 +62,21 @@ def tune(workdir: Path, store_url: str, name: str, seed: int, controls: int, arg
     ]  # fmt: skip
     if controls:
         command += ["--controls", str(controls)]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    # Ctrl-C reaches the session too (one process group): it restores and removes its
+    # sandbox, so wait for it rather than kill it (subprocess.run would) and leave a
+    # server running in a directory about to be removed.
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:
+        try:
+            proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    result = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
     logs = ROOT / "results" / "drift_logs"
     logs.mkdir(parents=True, exist_ok=True)
     (logs / f"{name}.txt").write_text(result.stdout + result.stderr)
