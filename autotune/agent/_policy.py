@@ -133,10 +133,11 @@ class AgentPolicy:
                 )
             return
         if workload.kind == "command":
-            for fld in ("setup_argv", "run_argv"):
-                argv = workload.params.get(fld)
+            commands = [("setup", a) for a in workload.params.get("setup_argvs", [])]
+            commands.append(("run", workload.params.get("run_argv")))
+            for what, argv in commands:
                 if argv:
-                    self._check_program(name, str(argv[0]), f"its {fld.removesuffix('_argv')}")
+                    self._check_program(name, str(argv[0]), f"its {what}")
             return
         raise Refused(f"this agent does not run {name}: kind {workload.kind!r} is not known to it")
 

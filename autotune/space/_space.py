@@ -57,7 +57,9 @@ class Space:
         else:
             value = knob.min + u * (knob.max - knob.min)
         if knob.type == "integer":
-            return int(min(max(round(value), math.ceil(knob.min)), math.floor(knob.max)))
+            step = knob.step
+            whole = round(value / step) * step
+            return int(min(max(whole, math.ceil(knob.min)), math.floor(knob.max)))
         # Four significant digits: what we format is what we apply and record.
         return min(max(float(f"{value:.4g}"), knob.min), knob.max)
 
@@ -232,7 +234,7 @@ class Space:
         else:
             value = lo + u * (hi - lo)
         if knob.type == "integer":
-            value = np.clip(np.round(value), math.ceil(lo), math.floor(hi))
+            value = np.clip(np.round(value / knob.step) * knob.step, math.ceil(lo), math.floor(hi))
         else:
             mag = np.where(value != 0, np.floor(np.log10(np.abs(value) + 1e-300)) - 3, 0.0)
             value = np.clip(np.round(value / 10.0**mag) * 10.0**mag, lo, hi)

@@ -21,6 +21,7 @@ KNOB_FIELDS = frozenset(
     {
         "type",
         "unit",
+        "step",
         "min",
         "max",
         "default",
@@ -70,6 +71,7 @@ class Knob:
     special: tuple[Value, ...] = ()
     values: tuple[str, ...] = ()
     description: str = ""
+    step: int = 1  # integer knobs: the system takes multiples of this many native units
 
     @property
     def numeric(self) -> bool:
@@ -101,6 +103,10 @@ class Knob:
                     f"{self.name}: {value!r} is not a whole number of {self.unit.text or 'units'}"
                 )
             result: Value = int(number)
+            if self.step > 1 and result % self.step and result not in self.special:
+                raise KnobValueError(
+                    f"{self.name}: {value!r} is not a multiple of {self.format(self.step)}"
+                )
         else:
             result = float(number)
             if not math.isfinite(result):

@@ -424,13 +424,34 @@ def _parse_knob(name: str, raw: object, machine: Machine, problems: _Problems) -
             )
             continue
         special.append(int(q) if ktype == "integer" else float(q))
+    step = 1
+    if "step" in raw:
+        step_q = quantity("step")
+        if ktype != "integer":
+            problems.add("only integer knobs take a step", knob=name, fld="step")
+        elif step_q is not None and (step_q.denominator != 1 or step_q < 1):
+            problems.add(
+                f"{raw['step']!r} is not a positive whole number of {unit.text or 'units'}",
+                knob=name,
+                fld="step",
+            )
+        elif step_q is not None:
+            step = int(step_q)
     if lo is None or hi is None or default_q is None:
         return None
     if ktype == "integer":
-        lo, hi = Fraction(math.ceil(lo)), Fraction(math.floor(hi))
+        # The range holds whole steps only: the system takes nothing in between.
+        lo = Fraction(math.ceil(lo / step) * step)
+        hi = Fraction(math.floor(hi / step) * step)
         if default_q.denominator != 1:
             problems.add(
                 f"{raw['default']!r} is not a whole number of {unit.text or 'units'}",
+                knob=name,
+                fld="default",
+            )
+        elif default_q % step and default_q not in special:
+            problems.add(
+                f"{raw['default']!r} is not a multiple of the step {raw['step']!r}",
                 knob=name,
                 fld="default",
             )
@@ -460,5 +481,6 @@ def _parse_knob(name: str, raw: object, machine: Machine, problems: _Problems) -
         default=int(default_q) if ktype == "integer" else float(default_q),
         scale=scale,  # type: ignore[arg-type]
         special=tuple(special),
+        step=step,
         **common,
     )

@@ -112,6 +112,12 @@ class System(ABC):
         """Values a command workload may name in its argv, such as ``{port}``."""
         return {}
 
+    def argv_placeholders(self) -> dict[str, list[str]]:
+        """Lists a command workload's argv takes as whole elements: an element that is
+        exactly ``{flags}`` becomes the system's current knobs as flags, one element
+        each (a system whose knobs are the workload program's own flags)."""
+        return {}
+
     def restore_dataset(self, key: str) -> bool:
         """Replace the system's data by the cached copy ``key`` (see ``save_dataset``);
         False when there is none or the system keeps no datasets (the default)."""

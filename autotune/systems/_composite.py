@@ -146,5 +146,12 @@ class CompositeSystem(System):
                 out.setdefault(key, value)
         return out
 
+    def argv_placeholders(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for _, part in self.parts:
+            for key, value in part.argv_placeholders().items():
+                out.setdefault(key, value)
+        return out
+
 
 __all__ = ["CompositeSystem"]

@@ -3,7 +3,8 @@
 A ``kind: command`` workload file::
 
     run: ["kv-bench", "--port", "{port}", "--requests", "100000", "--csv"]
-    setup: ["loader", "--port", "{port}"]          # optional: once, before the baseline
+    setup: ["loader", "--port", "{port}"]          # optional: once, before the baseline;
+                                                    # or a list of such commands, in turn
     metrics:
       get_rps: {regex: '^"GET","([0-9.]+)"'}       # the first group, as a number
       p99_ms: {json: "latency.p99"}                 # a field of JSON on stdout
@@ -12,9 +13,13 @@ A ``kind: command`` workload file::
     timeout: 10min                                  # per run of the command
 
 Placeholders are the system's (``system.placeholders()``: ``{port}``,
-``{host}``, ``{workdir}``, …) and ``{duration}``, the measured seconds as a
-whole number. Each element of the argv is filled on its own and the command
-runs without a shell, so a value is always exactly one argument.
+``{host}``, ``{workdir}``, …), ``{duration}``, the measured seconds as a
+whole number, and ``{scratch}``, the empty directory each run of the command
+gets (its working directory, removed when it ends: data a run writes, such as a
+benchmark's database, never outlives it). Each element of the argv is filled on
+its own and the command runs without a shell, so a value is always exactly one
+argument. An element that is exactly ``{flags}`` (for a ``workload-flags``
+system) becomes the config's knobs as flags, one argument each.
 
 How long it measures: a command that names ``{duration}`` runs once, for that
 long. One that does not (a fixed amount of work, like ``--requests 100000``)
@@ -69,26 +74,42 @@ def parse_params(
 ) -> dict[str, Any]:
     """The command-kind fields of a workload file, each problem reported through ``bad``."""
     params: dict[str, Any] = {}
-    for fld, required in (("run", True), ("setup", False)):
-        if fld not in data:
-            if required:
-                bad(fld, "missing (a list: the program, then its arguments)")
-            continue
-        argv = data[fld]
+
+    def one_argv(fld: str, argv: Any) -> list[str] | None:
         if (
             not isinstance(argv, list)
             or not argv
             or not all(isinstance(a, str | int | float) and not isinstance(a, bool) for a in argv)
         ):
             bad(fld, "must be a non-empty list of strings: the program, then its arguments")
-            continue
+            return None
         items = [str(a) for a in argv]
         if not items[0].strip():
             bad(fld, "the program (first element) is empty")
         for item in items:
-            if "{duration}" in item and fld == "setup":
+            if "{duration}" in item and fld.startswith("setup"):
                 bad(fld, "{duration} is only known when measuring (in run)")
-        params[f"{fld}_argv"] = items
+        return items
+
+    if "run" not in data:
+        bad("run", "missing (a list: the program, then its arguments)")
+    else:
+        run = one_argv("run", data["run"])
+        if run is not None:
+            params["run_argv"] = run
+    if "setup" in data:
+        setup = data["setup"]
+        commands = (
+            setup
+            if isinstance(setup, list) and setup and all(isinstance(c, list) for c in setup)
+            else [setup]
+        )
+        argvs = [
+            one_argv("setup" if len(commands) == 1 else f"setup[{i}]", c)
+            for i, c in enumerate(commands)
+        ]
+        if all(a is not None for a in argvs):
+            params["setup_argvs"] = argvs
     metrics = data.get("metrics")
     parsed: dict[str, dict[str, str]] = {}
     if not isinstance(metrics, dict) or not metrics:
@@ -215,21 +236,48 @@ class CommandWorkload(Workload):
             values["duration"] = str(max(1, math.ceil(duration_s)))
         return values
 
-    def _argv(self, fld: str, system: System, duration_s: float | None) -> list[str]:
+    def _argv(
+        self,
+        fld: str,
+        template: list[str],
+        system: System,
+        duration_s: float | None,
+        scratch: str = "",
+    ) -> list[str]:
+        lists = system.argv_placeholders()
+        values = {**self._values(system, duration_s), "scratch": scratch}
+        argv: list[str] = []
         try:
-            return fill_argv(self.params[f"{fld}_argv"], self._values(system, duration_s))
+            for element in template:
+                name = element[1:-1] if element.startswith("{") and element.endswith("}") else ""
+                if name in lists:
+                    argv += lists[name]
+                else:
+                    argv += fill_argv([element], values)
         except UnknownPlaceholder as exc:
             raise WorkloadError(
                 f"workload {self.definition.path}: field {fld!r}: {exc} for system "
                 f"{self.definition.system!r}"
             ) from None
+        return argv
 
-    def _execute(self, what: str, argv: list[str], timeout_s: float) -> tuple[str, str]:
-        """Run ``argv`` (no shell) in a scratch directory; its stdout and stderr."""
-        program = shutil.which(argv[0])
-        if program is None:
-            raise WorkloadError(f"{what}: program not found: {argv[0]!r}; install it or fix PATH")
+    def _execute(
+        self,
+        what: str,
+        template: list[str],
+        system: System,
+        duration_s: float | None,
+        timeout_s: float,
+    ) -> tuple[str, str]:
+        """Run the command (no shell) in a new scratch directory; its stdout and stderr."""
         with OwnedTempDir("autotune-cmd-") as scratch:
+            field_name = "setup" if what == "setup" else "run"
+            argv = self._argv(field_name, template, system, duration_s, str(scratch))
+            program = shutil.which(argv[0])
+            if program is None:
+                raise WorkloadError(
+                    f"{what}: program not found: {argv[0]!r}; install it or fix PATH"
+                )
             try:
                 result = subprocess.run(
                     [os.path.abspath(program), *argv[1:]],  # it runs in a scratch directory
@@ -262,19 +310,20 @@ class CommandWorkload(Workload):
 
     def prepare(self, system: System) -> None:
         """Check the placeholders against the system, then run ``setup`` once."""
-        self._argv("run", system, 1.0)
-        if "setup_argv" in self.params:
-            argv = self._argv("setup", system, None)
-            self._execute("setup", argv, self.params.get("timeout_s") or SETUP_TIMEOUT_S)
+        self._argv("run", self.params["run_argv"], system, 1.0)
+        for argv in self.params.get("setup_argvs", []):
+            self._argv("setup", argv, system, None)
+        for argv in self.params.get("setup_argvs", []):
+            timeout = self.params.get("timeout_s") or SETUP_TIMEOUT_S
+            self._execute("setup", argv, system, None, timeout)
 
     def _rounds(self, what: str, system: System, seconds: float | None) -> list[tuple[str, str]]:
         """Run the command once for ``seconds`` when it names {duration}; otherwise again
         and again until ``seconds`` are used up (at least once), or ``repeat`` times."""
+        argv = self.params["run_argv"]
         if self._timed():
             length = seconds if seconds is not None else DEFAULT_DURATION_S
-            argv = self._argv("run", system, length)
-            return [self._execute(what, argv, self._timeout(length))]
-        argv = self._argv("run", system, seconds)
+            return [self._execute(what, argv, system, length, self._timeout(length))]
         outputs: list[tuple[str, str]] = []
         t0 = time.monotonic()
         while (
@@ -282,7 +331,9 @@ class CommandWorkload(Workload):
             if seconds is None
             else (not outputs or time.monotonic() - t0 < seconds)
         ):
-            outputs.append(self._execute(what, argv, self._timeout(seconds or 0.0)))
+            outputs.append(
+                self._execute(what, argv, system, seconds, self._timeout(seconds or 0.0))
+            )
         return outputs
 
     def run(

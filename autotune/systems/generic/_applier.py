@@ -3,8 +3,11 @@
 Schema (every field but ``kind`` and ``start`` is optional unless noted)::
 
     applier:
-      kind: command-args | env | config-file
+      kind: command-args | env | config-file | workload-flags
       start: [argv]               # the server, in the foreground; {port} {host} {workdir}
+                                  # {user}; required, except for workload-flags
+      init: [argv]                # once, in the new workdir, before the first start
+                                  # (create a data directory); server placeholders
       # command-args
       flag: "--{name} {value}"    # per knob; split on spaces into argv elements, each
                                   # filled on its own (a value is always ONE element);
@@ -21,8 +24,14 @@ Schema (every field but ``kind`` and ``start`` is optional unless noted)::
       # command-args and env: how the system's own config file writes a setting, for
       # `autotune best --format conf` only (the server is still configured by argv/env)
       line: "{name} {value}"
-      # any kind
-      online: [argv]              # change one apply: online knob at runtime; {name} {value}
+      # workload-flags: no server; the knobs are flags of the workload's own command,
+      # which names them as one argv element "{flags}" (``flag`` as for command-args)
+      # any server kind
+      online: [argv]              # change one apply: online knob at runtime; {name}
+                                  # {value}, or {value_sql}: a SQL literal (numbers bare,
+                                  # words quoted) for a statement such as SET GLOBAL
+      show: [argv]                # print one knob's value ({name}): every applied value
+                                  # is read back, and a difference is reported
       ready: {tcp: "{port}"}      # or {command: [argv]} (exit 0 = ready); timeout: 30s
       stop: {signal: TERM, timeout: 10s}
       bool: ["off", "on"]         # how false and true are written (default off/on)
@@ -44,16 +53,24 @@ from typing import Any
 from autotune.spec import TIME_UNITS, Spec, Unit, UnitError, parse_quantity
 from autotune.systems.generic._template import check, placeholders_in
 
-KINDS = ("command-args", "env", "config-file")
+SERVER_KINDS = ("command-args", "env", "config-file")
+FLAGS_KIND = "workload-flags"
+KINDS = (*SERVER_KINDS, FLAGS_KIND)
 HOST = "127.0.0.1"
-SERVER_PLACEHOLDERS = ("port", "host", "workdir")
+SERVER_PLACEHOLDERS = ("port", "host", "workdir", "user")
 KNOB_PLACEHOLDERS = ("name", "value")
-COMMON = frozenset({"kind", "start", "online", "ready", "stop", "bool", "names", "units"})
+ONLINE_PLACEHOLDERS = ("name", "value", "value_sql")
+COMMON = frozenset({"kind", "bool", "names", "units"})
+SERVER_FIELDS = frozenset({"start", "init", "online", "show", "ready", "stop"})
 KIND_FIELDS = {
-    "command-args": frozenset({"flag", "line"}),
-    "env": frozenset({"env", "line"}),
-    "config-file": frozenset({"path", "template", "line", "reload"}),
+    "command-args": SERVER_FIELDS | {"flag", "line"},
+    "env": SERVER_FIELDS | {"env", "line"},
+    "config-file": SERVER_FIELDS | {"path", "template", "line", "reload"},
+    FLAGS_KIND: frozenset({"flag", "line"}),
 }
+# A setting's name as the system spells it fills commands and statements: no spaces,
+# quotes, semicolons or other punctuation that could change what they say.
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _SECONDS = Unit("s", "time", TIME_UNITS["s"])
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -63,7 +80,9 @@ class Applier:
     """A checked applier mapping."""
 
     kind: str
-    start: tuple[str, ...]
+    start: tuple[str, ...] = ()
+    init: tuple[str, ...] | None = None
+    show: tuple[str, ...] | None = None
     flag: tuple[str, ...] = ("--{name}", "{value}")
     env: str = "{NAME}"
     path: str = ""
@@ -89,8 +108,10 @@ class Applier:
 
     def commands(self) -> dict[str, tuple[str, ...]]:
         """Every argv the applier may run, by field: for the executable check."""
-        out = {"start": self.start}
+        out = {"start": self.start} if self.start else {}
         for name, argv in (
+            ("init", self.init),
+            ("show", self.show),
             ("online", self.online),
             ("reload", self.reload),
             ("ready.command", self.ready_command),
@@ -123,9 +144,14 @@ def parse_applier(spec: Spec) -> tuple[Applier | None, list[str]]:
     for key in sorted(set(raw) - COMMON - KIND_FIELDS[kind], key=str):
         other = [k for k, fields in KIND_FIELDS.items() if key in fields]
         hint = f" (it belongs to {other[0]} appliers)" if other else ""
+        if kind == FLAGS_KIND and key in SERVER_FIELDS:
+            hint = " (a workload-flags system runs no server: its workload runs the program)"
         bad(str(key), f"unknown field for a {kind} applier{hint}")
     server = set(SERVER_PLACEHOLDERS)
     knob_args = server | set(KNOB_PLACEHOLDERS)
+    if kind == FLAGS_KIND:
+        server = {"workdir"}
+        knob_args = set(KNOB_PLACEHOLDERS)
 
     def argv(fld: str, value: Any, allowed: set[str], required: bool = False) -> tuple[str, ...]:
         if value is None:
@@ -147,13 +173,24 @@ def parse_applier(spec: Spec) -> tuple[Applier | None, list[str]]:
                 bad(fld, message)
         return items
 
-    start = argv("start", raw.get("start"), server, required=True)
-    online = argv("online", raw.get("online"), knob_args) or None
-    values: dict[str, Any] = {"kind": kind, "start": start, "online": online}
-    if online is not None and "{value}" not in " ".join(online):
-        bad("online", "must pass the new value: {value}")
+    values: dict[str, Any] = {"kind": kind}
+    if kind != FLAGS_KIND:
+        values["start"] = argv("start", raw.get("start"), server, required=True)
+        values["init"] = argv("init", raw.get("init"), server) or None
+        online = argv("online", raw.get("online"), server | set(ONLINE_PLACEHOLDERS)) or None
+        values["online"] = online
+        if online is not None and not {"value", "value_sql"} & {
+            p for element in online for p in placeholders_in(element)
+        }:
+            bad("online", "must pass the new value: {value} or {value_sql}")
+        show = argv("show", raw.get("show"), server | {"name"}) or None
+        values["show"] = show
+        if show is not None and "name" not in {p for e in show for p in placeholders_in(e)}:
+            bad("show", "must name the setting to print: {name}")
+    else:
+        values["ready_tcp"] = None
 
-    if kind == "command-args":
+    if kind in ("command-args", FLAGS_KIND):
         flag = raw.get("flag", "--{name} {value}")
         if isinstance(flag, str):
             parts = tuple(flag.split())
@@ -184,8 +221,9 @@ def parse_applier(spec: Spec) -> tuple[Applier | None, list[str]]:
     if kind != "config-file" and raw.get("line") is not None:
         _line(raw.get("line"), values, bad)
 
-    _ready(raw.get("ready"), values, bad, server, argv)
-    _stop(raw.get("stop"), values, bad)
+    if kind != FLAGS_KIND:
+        _ready(raw.get("ready"), values, bad, server, argv)
+        _stop(raw.get("stop"), values, bad)
     words = raw.get("bool")
     if words is not None:
         if isinstance(words, list) and len(words) == 2 and any(isinstance(w, bool) for w in words):
@@ -207,8 +245,8 @@ def parse_applier(spec: Spec) -> tuple[Applier | None, list[str]]:
         for knob, name in names.items():
             if knob not in spec.knobs:
                 bad(f"names.{knob}", "not a knob of this spec")
-            elif not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
-                bad(f"names.{knob}", f"{name!r} is not a setting name")
+            elif not isinstance(name, str) or not _SETTING_NAME.match(name):
+                bad(f"names.{knob}", f"{name!r} is not a setting name (letters, digits, _ . -)")
             else:
                 mapping[str(knob)] = name
         values["names"] = mapping

@@ -16,7 +16,7 @@ from autotune.systems.generic._system import GenericSystem
 from autotune.systems.generic._template import fill, fill_argv
 
 # The server's own placeholders are not known when a config is printed.
-_SERVER = {"port": "<port>", "host": HOST, "workdir": "<workdir>"}
+_SERVER = {"port": "<port>", "host": HOST, "workdir": "<workdir>", "user": "<user>"}
 
 
 def _values(spec: Spec, config: Config) -> tuple[Applier, dict[str, str]]:
@@ -49,14 +49,14 @@ def conf(spec: Spec, config: Config) -> str:
     raise ValueError(
         f"{spec.path}: the applier has no `line` (how the system's config file writes a "
         f"setting); print this {applier.kind} config with --format "
-        f"{'flags' if applier.kind == 'command-args' else 'env'} or json"
+        f"{'env' if applier.kind == 'env' else 'flags'} or json"
     )
 
 
 def flags(spec: Spec, config: Config) -> str:
     """The command-line flags, shell-quoted, one knob per line."""
     applier, values = _values(spec, config)
-    if applier.kind != "command-args":
+    if applier.kind not in ("command-args", "workload-flags"):
         raise ValueError(f"{spec.path}: a {applier.kind} applier takes no flags")
     return " \\\n".join(
         " ".join(shlex.quote(a) for a in fill_argv(applier.flag, _placeholders(applier, n, v)))
@@ -79,4 +79,5 @@ FORMATS = {
     "command-args": {"conf": conf, "flags": flags},
     "env": {"conf": conf, "env": env},
     "config-file": {"conf": conf},
+    "workload-flags": {"flags": flags, "conf": conf},
 }

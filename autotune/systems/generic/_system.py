@@ -39,11 +39,13 @@ from pathlib import Path
 from autotune.spec import APPLY_RANK, Config, KnobValueError, Spec, Value
 from autotune.systems._base import ApplyReport, ConfigFailed, System, SystemError_
 from autotune.systems._proc import free_port
-from autotune.systems.generic._applier import HOST, Applier, env_name
+from autotune.systems.generic._applier import FLAGS_KIND, HOST, Applier, env_name
 from autotune.systems.generic._process import ServerProcess
 from autotune.systems.generic._template import UnknownPlaceholder, fill, fill_argv
+from autotune.systems.generic._values import os_user, same_value, sql_literal
 
 COMMAND_TIMEOUT_S = 60.0
+INIT_TIMEOUT_S = 600.0
 SERVER_GAUGES = frozenset({"server.rss_bytes", "server.threads"})
 _METHODS = ("online", "reload", "restart")
 
@@ -65,7 +67,22 @@ class GenericSystem(System):
     # -- placeholders and values --------------------------------------------------------
     def placeholders(self) -> dict[str, str]:
         workdir = "" if self.server.dir is None else str(self.server.dir)
-        return {"port": str(self.port), "host": HOST, "workdir": workdir}
+        if self.applier.kind == FLAGS_KIND:
+            return {"workdir": workdir}
+        return {"port": str(self.port), "host": HOST, "workdir": workdir, "user": os_user()}
+
+    def argv_placeholders(self) -> dict[str, list[str]]:
+        """A workload-flags system's knobs as the flags of the workload's command."""
+        if self.applier.kind != FLAGS_KIND:
+            return {}
+        return {"flags": self.flag_argv(self._values)}
+
+    def flag_argv(self, values: dict[str, str]) -> list[str]:
+        """``values`` as command-line flags, each element filled on its own."""
+        argv: list[str] = []
+        for name in self._ordered(values):
+            argv += fill_argv(self.applier.flag, self._knob_placeholders(name, values[name]))
+        return argv
 
     def render(self, name: str, value: Value) -> str:
         """``value`` checked against the knob and written as the system reads it."""
@@ -94,7 +111,12 @@ class GenericSystem(System):
         return [name for name in self.spec.knobs if name in values]
 
     def _knob_placeholders(self, name: str, value: str) -> dict[str, str]:
-        return {**self.placeholders(), "name": self.applier.system_name(name), "value": value}
+        return {
+            **self.placeholders(),
+            "name": self.applier.system_name(name),
+            "value": value,
+            "value_sql": sql_literal(self.spec.knobs[name], value),
+        }
 
     def config_text(self, values: dict[str, str], server: dict[str, str] | None = None) -> str:
         """The config file for ``values``: the template (knobs not in ``values`` at their
@@ -130,8 +152,7 @@ class GenericSystem(System):
         argv = fill_argv(self.applier.start, self.placeholders())
         env = dict(os.environ)
         if self.applier.kind == "command-args":
-            for name in self._ordered(values):
-                argv += fill_argv(self.applier.flag, self._knob_placeholders(name, values[name]))
+            argv += self.flag_argv(values)
         elif self.applier.kind == "env":
             for name in self._ordered(values):
                 env[env_name(self.applier.env, self.applier.system_name(name))] = values[name]
@@ -161,8 +182,9 @@ class GenericSystem(System):
     def _resolved(self, argv: list[str]) -> list[str]:
         return [self._programs.get(argv[0], argv[0]), *argv[1:]]
 
-    def _run(self, what: str, argv: list[str], timeout_s: float = COMMAND_TIMEOUT_S) -> None:
-        """Run an applier command in the work directory; SystemError_ unless it exits 0."""
+    def _run(self, what: str, argv: list[str], timeout_s: float = COMMAND_TIMEOUT_S) -> str:
+        """Run an applier command in the work directory; its stdout, or SystemError_
+        unless it exits 0."""
         argv = self._resolved(argv)
         try:
             result = subprocess.run(
@@ -184,6 +206,7 @@ class GenericSystem(System):
         self.server.note(f"{what}: {shlex.join(argv)}: exit {result.returncode} {output[-300:]}")
         if result.returncode != 0:
             raise SystemError_(f"{what}: {argv[0]} exited {result.returncode}", output[-2000:])
+        return result.stdout
 
     # -- readiness --------------------------------------------------------------------------
     def _probe(self) -> bool:
@@ -228,15 +251,23 @@ class GenericSystem(System):
             time.sleep(0.05)
 
     def healthy(self) -> bool:
+        if self.applier.kind == FLAGS_KIND:
+            return self.server.dir is not None
         return self.server.alive() and self._probe()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        """Create the work directory and start the server with none of the knobs set."""
+        """Create the work directory, run ``init`` there, and start the server with none
+        of the knobs set (a workload-flags system starts nothing)."""
         self._check_programs()
         self.server.create()
+        self._values, self._good = {}, {}
+        if self.applier.kind == FLAGS_KIND:
+            return
         try:
             self.port = free_port()
+            if self.applier.init:
+                self._run("init", fill_argv(self.applier.init, self.placeholders()), INIT_TIMEOUT_S)
             self._restart({})
         except SystemError_ as exc:
             excerpt = exc.log_excerpt or self.server.log_tail()
@@ -297,6 +328,9 @@ class GenericSystem(System):
 
     def apply(self, config: Config) -> ApplyReport:
         wanted = {name: self.render(name, value) for name, value in config.items()}
+        if self.applier.kind == FLAGS_KIND:  # the workload's next run takes them
+            self._values = wanted
+            return ApplyReport(action="online")
         method, changed = self._needed(wanted)
         report = ApplyReport(action=method)
         t0 = time.monotonic()
@@ -311,7 +345,26 @@ class GenericSystem(System):
             report.apply_s = took
         else:
             report.restart_s = took
+        if self.applier.show:
+            t0 = time.monotonic()
+            report.not_applied = self._read_back(wanted)
+            report.apply_s += time.monotonic() - t0
         return report
+
+    def _read_back(self, wanted: dict[str, str]) -> dict[str, str]:
+        """Knobs the server does not run as set, by the applier's ``show`` command."""
+        assert self.applier.show is not None
+        out: dict[str, str] = {}
+        for name in self._ordered(wanted):
+            argv = fill_argv(self.applier.show, self._knob_placeholders(name, ""))
+            try:
+                have = self._run(f"show {name}", argv).strip()
+            except SystemError_ as exc:
+                out[name] = f"wanted {wanted[name]}, cannot read it back: {exc}"
+                continue
+            if not same_value(self.spec.knobs[name], wanted[name], have, self.applier.bool_words):
+                out[name] = f"wanted {wanted[name]}, server has {have or '(nothing)'}"
+        return out
 
     def mark_good(self) -> None:
         self._good = dict(self._values)
@@ -320,6 +373,9 @@ class GenericSystem(System):
         """Back to the last good values: online or by reload when that suffices and works,
         else by a restart; SystemError_ when even that does not come up."""
         target = dict(self._good)
+        if self.applier.kind == FLAGS_KIND:
+            self._values = target
+            return
         method, changed = self._needed(target)
         if method != "restart" and self.healthy():
             try:

@@ -585,9 +585,9 @@ def test_applier_problems_are_all_reported_naming_file_and_field() -> None:
     for expected in (
         "field 'applier.path': unknown field for a command-args applier "
         "(it belongs to config-file appliers)",
-        "field 'applier.start': unknown placeholder {prot} (known: host, port, workdir)",
+        "field 'applier.start': unknown placeholder {prot} (known: host, port, user, workdir)",
         "field 'applier.flag': must place the value: {value}",
-        "field 'applier.online': must pass the new value: {value}",
+        "field 'applier.online': must pass the new value: {value} or {value_sql}",
         "field 'applier.bool': quote the words",
         "field 'applier.names': must be dashes",
         "field 'applier.units': 'metric' is not native",
@@ -629,7 +629,8 @@ def test_applier_problems_for_config_file_and_env() -> None:
         "not an environment variable name"
     )
     assert check_applier(spec_with("  kind: sql\n  start: [s]\n")) == [
-        "toy.yaml: field 'applier.kind': 'sql' is not one of command-args, env, config-file"
+        "toy.yaml: field 'applier.kind': 'sql' is not one of command-args, env, config-file, "
+        "workload-flags"
     ]
     assert check_applier(spec_with("  kind: command-args\n")) == [
         "toy.yaml: field 'applier.start': missing (a list of program and arguments)"

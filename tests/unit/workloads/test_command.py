@@ -130,7 +130,7 @@ def test_placeholders_fill_one_argument_each_and_phases_are_reported(tmp_path: P
     assert phases == ["measure", "collect"]
     assert result.metrics == {"rps": 42.0}
     assert result.details["rounds"] == 1  # it names {duration}: one run of that length
-    out = json.loads(wl._execute("x", wl._argv("run", system, 1.2), 30)[0])
+    out = json.loads(wl._execute("x", wl.params["run_argv"], system, 1.2, 30)[0])
     assert out["argv"] == [
         "-p", "6390", "--at=127.0.0.1:6390", "/tmp/a dir; rm -rf /", "-t", "2", "{literal}",
     ]  # fmt: skip
@@ -227,7 +227,7 @@ def test_an_unknown_placeholder_fails_in_prepare_naming_the_known_ones(tmp_path:
     with pytest.raises(WorkloadError) as err:
         wl.prepare(FakeSystem())
     assert "field 'run': unknown placeholder {socket}" in str(err.value)
-    assert "known: duration, host, port, workdir" in str(err.value)
+    assert "known: duration, host, port, scratch, workdir" in str(err.value)
 
 
 # -- the loader ----------------------------------------------------------------------------
