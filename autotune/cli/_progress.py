@@ -93,14 +93,15 @@ class _Progress(RunnerEvents):
                 if lease.reference is not None
                 else "one run each per round in rotating order"
             )
+            # Only a PostgreSQL session has a pgtune arm (tuner.pgtune_for).
             pgtune = (
-                f"pgtune ({pgtune_db_type(lease.experiment.workload_content)}, as for this "
-                "workload)"
+                f" and pgtune ({pgtune_db_type(lease.experiment.workload_content)}, as for "
+                "this workload)"
                 if lease.experiment.system == "postgres"
-                else "pgtune"
+                else ""
             )
             console.print(
-                f"search done: verifying the best configs and {pgtune} against the default "
+                f"search done: verifying the best configs{pgtune} against the default "
                 f"in paired rounds, {how}"
             )
         self.t0 = time.monotonic()

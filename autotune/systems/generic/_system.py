@@ -18,6 +18,13 @@ How a change takes effect, per knob, by its ``apply`` class:
 - ``restart``: stop the server (the ``stop`` signal, SIGKILL after the
   timeout) and start it again with every current value.
 
+``init`` runs once in the new work directory before the first start (a data
+directory to create). With ``show``, every value is read back after a change and
+one the server runs differently (rounded to a block size, capped by another
+setting) is reported in ``ApplyReport.not_applied``, as the PostgreSQL applier
+does. A ``workload-flags`` system runs nothing: apply keeps the values, and the
+workload's command takes them as ``{flags}`` (``argv_placeholders``).
+
 A config the server does not take (a command fails, the server exits or is not
 ready in time) is rolled back to the last good one, by the same means or by a
 restart, and reported as ConfigFailed with the server's log. The values of the
