@@ -14,9 +14,10 @@ A ``kind: command`` workload file::
 
 Placeholders are the system's (``system.placeholders()``: ``{port}``,
 ``{host}``, ``{workdir}``, …), ``{duration}``, the measured seconds as a
-whole number, and ``{scratch}``, the empty directory each run of the command
-gets (its working directory, removed when it ends: data a run writes, such as a
-benchmark's database, never outlives it). Each element of the argv is filled on
+whole number, and ``{scratch}``, the new directory each run of the command
+gets (its working directory, with only autotune's owner marker in it, removed
+when it ends: data a run writes, such as a benchmark's database, never outlives
+it). Each element of the argv is filled on
 its own and the command runs without a shell, so a value is always exactly one
 argument. An element that is exactly ``{flags}`` (for a ``workload-flags``
 system) becomes the config's knobs as flags, one argument each.

@@ -86,8 +86,7 @@ def trials(workdir: Path, name: str, store: str) -> list[dict]:
 def test_tune_mariadb_with_sysbench(workdir: Path) -> None:
     if not all(shutil.which(p) for p in ("mariadbd", "mariadb-install-db", "sysbench")):
         unavailable(
-            "MariaDB tests need mariadb-server, mariadb-client and sysbench "
-            "(.ci/run installs them)"
+            "MariaDB tests need mariadb-server, mariadb-client and sysbench (.ci/run installs them)"
         )
     store = f"sqlite:///{workdir / 'm.db'}"
     result = run_cli(
@@ -127,7 +126,5 @@ def test_tune_rocksdb_with_db_bench(workdir: Path) -> None:
         assert metrics["readrandom_ops"] > 100 and metrics["fillrandom_ops"] > 100, metrics
         assert trial["objective"] == metrics["readrandom_ops"]
         assert trial["timings"]["measure_s"] >= 4.0  # fill, then read, 2 s each
-    flags = run_cli(
-        workdir, "best", "rocksdb-smoke", "--format", "flags", "--store", store
-    ).stdout
+    flags = run_cli(workdir, "best", "rocksdb-smoke", "--format", "flags", "--store", store).stdout
     assert "--write_buffer_size=" in flags and "--sync" not in flags  # unsafe: untouched

@@ -16,16 +16,12 @@ from autotune.systems.generic import GenericSystem, check_applier, parse_applier
 from autotune.systems.generic._render import FORMATS
 from autotune.systems.generic._values import same_value, sql_literal
 from tests.unit._support import MACHINE
-from tests.unit.systems.test_generic import (  # noqa: F401  (fixtures)
-    DEFAULTS,
-    KNOBS,
-    ask,
-    command_args,
-    q,
-    scripts,
-    spec_with,
-    systems,
-)
+from tests.unit.systems import test_generic
+from tests.unit.systems.test_generic import DEFAULTS, KNOBS, ask, command_args, q, spec_with
+
+# The toy server's fixtures, shared with test_generic.
+scripts = test_generic.scripts
+systems = test_generic.systems
 
 PY = q(sys.executable)
 
@@ -49,7 +45,7 @@ def test_a_failing_init_is_one_error_and_leaves_nothing(
     systems: Callable[..., GenericSystem], scripts: tuple[str, str]
 ) -> None:
     system = systems(command_args(scripts, f"  init: [{PY}, -c, 'import sys; sys.exit(3)']\n"))
-    with pytest.raises(Exception, match="did not start: init: .* exited 3"):
+    with pytest.raises(Exception, match=r"did not start: init: .* exited 3"):
         system.start()
     assert system.server.dir is None and not system.server.alive()
 
