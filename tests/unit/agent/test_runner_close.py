@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +24,16 @@ class Halting:
         self.steps.append("destroy sandbox")  # must still happen
 
 
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """Python's own Ctrl-C handler, whatever the shell that started pytest left behind
+    (a backgrounded job inherits SIGINT ignored)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("default_sigint")
 def test_a_ctrl_c_during_close_is_held_until_the_cleanup_is_done() -> None:
     runner = AgentRunner(client=None, make_system=lambda spec: None)  # type: ignore[arg-type]
     agent = Halting()
@@ -32,3 +43,16 @@ def test_a_ctrl_c_during_close_is_held_until_the_cleanup_is_done() -> None:
     assert agent.steps == ["restore", "destroy sandbox"]
     assert runner.agent is None
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_an_ignored_ctrl_c_stays_ignored_through_close() -> None:
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        runner = AgentRunner(client=None, make_system=lambda spec: None)  # type: ignore[arg-type]
+        agent = Halting()
+        runner.agent = agent  # type: ignore[assignment]
+        runner.close()  # no KeyboardInterrupt: the owner had asked for none
+        assert agent.steps == ["restore", "destroy sandbox"]
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
