@@ -24,6 +24,11 @@ class Halting:
         self.steps.append("destroy sandbox")  # must still happen
 
 
+def _runner() -> AgentRunner:
+    """A runner that never reaches a server or a system: only close() is exercised."""
+    return AgentRunner(client=None, make_system=lambda spec: None)  # type: ignore[arg-type,return-value]
+
+
 @pytest.fixture
 def default_sigint() -> Iterator[None]:
     """Python's own Ctrl-C handler, whatever the shell that started pytest left behind
@@ -35,7 +40,7 @@ def default_sigint() -> Iterator[None]:
 
 @pytest.mark.usefixtures("default_sigint")
 def test_a_ctrl_c_during_close_is_held_until_the_cleanup_is_done() -> None:
-    runner = AgentRunner(client=None, make_system=lambda spec: None)  # type: ignore[arg-type]
+    runner = _runner()
     agent = Halting()
     runner.agent = agent  # type: ignore[assignment]
     with pytest.raises(KeyboardInterrupt):
@@ -48,7 +53,7 @@ def test_a_ctrl_c_during_close_is_held_until_the_cleanup_is_done() -> None:
 def test_an_ignored_ctrl_c_stays_ignored_through_close() -> None:
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        runner = AgentRunner(client=None, make_system=lambda spec: None)  # type: ignore[arg-type]
+        runner = _runner()
         agent = Halting()
         runner.agent = agent  # type: ignore[assignment]
         runner.close()  # no KeyboardInterrupt: the owner had asked for none
