@@ -36,6 +36,7 @@ from autotune.tuner import (
     DEFAULT_OPTIMIZER,
     MAX_ROUNDS,
     PRECISION,
+    SAFETY_MARGIN,
     LocalClient,
     Scheduler,
     SessionOptions,
@@ -135,6 +136,17 @@ def tune(
             show_default=False,
             help="Drift controls: run the default again every N search trials and give the "
             "optimiser each trial relative to the latest one. Default 0: none.",
+        ),
+    ] = None,
+    safety_margin: Annotated[
+        float | None,
+        typer.Option(
+            "--safety-margin",
+            min=0,
+            max=1,
+            show_default=False,
+            help="Do not try configs the model predicts below (1 - M) of the baseline "
+            "(throughput x (1 - M), latency / (1 - M)), e.g. 0.5. Default 1: no floor.",
         ),
     ] = None,
     time_budget: Annotated[
@@ -281,6 +293,7 @@ def tune(
             "precision": precision,
             "max_rounds": max_rounds,
             "controls": controls,
+            "safety_margin": safety_margin,
             "time_budget_s": time_budget,
             "warm_start": warm_start,
         }
@@ -313,6 +326,8 @@ def tune(
             precision = kept.get("precision") if precision is None else precision
             max_rounds = kept.get("max_rounds") if max_rounds is None else max_rounds
             controls = kept.get("controls") if controls is None else controls
+            if safety_margin is None:
+                safety_margin = kept.get("safety_margin")
             repeats = kept.get("repeats") if repeats is None else repeats
             allow_unsafe = allow_unsafe or bool(kept.get("allow_unsafe"))
         optimizer = optimizer or DEFAULT_OPTIMIZER
@@ -356,6 +371,7 @@ def tune(
             ),
             restartable=restartable,
             controls=controls or 0,
+            safety_margin=SAFETY_MARGIN if safety_margin is None else safety_margin,
         )
         exp, resumed = open_experiment(st, spec, wl, options)
         done = sum(t.searched for t in st.trials(exp, finished_only=True))

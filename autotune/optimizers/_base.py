@@ -52,6 +52,8 @@ class Optimizer(ABC):
         # Every observation with its fidelity; history_ is the same without it.
         self.observations_: list[tuple[Config, float | None, float]] = []
         self._seen_keys: set[tuple[object, ...]] = set()  # kept up to date by tell()
+        self.floor: float | None = None  # see plan_safety
+        self.safe_centre: Config | None = None
 
     @abstractmethod
     def ask(self, n: int = 1, pending: Sequence[Config] = ()) -> list[Config]:
@@ -86,6 +88,18 @@ class Optimizer(ABC):
         under a trial count it costs a whole trial. Optimisers that choose
         short runs only where they pay (``auto``) listen; the rest ignore it.
         """
+
+    def plan_safety(self, floor: float | None, around: Config | None = None) -> None:
+        """Told by the tuner the loss past which a config counts as ruinous (the
+        baseline's, less the session's safety margin); None: no floor.
+
+        Optimisers with a model (``gp``, ``auto``) keep away from configs it
+        predicts past the floor, and start from a design around ``around`` (the
+        baseline as it ran; None: the defaults); the rest ignore it. Benchmarks
+        never set it, so they compare searches.
+        """
+        self.floor = floor
+        self.safe_centre = None if around is None else dict(around)
 
     def reseed(self, *stream: int) -> None:
         """Start a fresh random stream, keeping ``seed`` (and so any initial design).

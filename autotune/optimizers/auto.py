@@ -121,6 +121,7 @@ class AutoOptimizer(GPOptimizer):
         if not self.screening():
             return super().suggest(n, pending)
         screen = HyperbandOptimizer(self.space, self.seed)
+        screen.plan_safety(self.floor, self.safe_centre)
         for config, loss, fidelity in self.observations_:
             screen.tell(config, loss, fidelity)
         screen.rng = self.rng
@@ -206,9 +207,14 @@ class AutoOptimizer(GPOptimizer):
         model = self._forest._fit(X, y)
         incumbent = float(y.min())
 
+        gp = self.model_
+
         def score(C: np.ndarray) -> np.ndarray:
             mean, std = ForestOptimizer._predict(model, C)
-            return expected_improvement(mean, std, incumbent)
+            value = expected_improvement(mean, std, incumbent)
+            if gp is None or self._floor_model is None:
+                return value
+            return self._guard(C, value, *gp.predict(C))  # the GP judges safety for every arm
 
         return score
 

@@ -16,7 +16,7 @@ the system.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,24 @@ from autotune.space import Space
 from autotune.spec import Config
 
 ACQUISITIONS = ("ei", "pi", "ucb")
+
+SAFETY_KAPPA = 1.0
+"""Under a safety floor (``plan_safety``) a candidate is kept only if its upper
+bound, posterior mean plus this many standard deviations, is inside the floor:
+about 84% sure, one-sided, that it does not fall past it (SafeOpt's rule,
+Sui et al., ICML 2015, with a fixed beta). Fixed before measuring, not tuned."""
+
+SAFE_STEP = 0.15
+"""A GP smooths over a cliff it has not seen (``commit_delay`` past a few ms), so
+under a floor the search also stays near what it has seen: a candidate must be
+within this share of every numeric knob's scaled range of a config that stayed
+above the floor, and nearer to one (in the GP's length scales, so the knobs that
+matter count) than to any config that fell below it or failed. The safe set
+grows from the baseline outwards, as in SafeOpt."""
+
+SAFE_NEIGHBOURS = 300
+"""The most observations of each kind the safe-set rule compares against: the
+best safe ones and the latest unsafe ones, so a proposal stays fast at 5,000."""
 
 
 def expected_improvement(
@@ -71,6 +89,10 @@ def _yeo_johnson(z: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return out
 
 
+LossMap = Callable[[np.ndarray], np.ndarray]
+"""Raw losses → the model's units, as one fit of ``fit_transform`` maps them."""
+
+
 def transform_losses(y: np.ndarray) -> np.ndarray:
     """Standardise, Yeo-Johnson with lambda by maximum likelihood on a grid, standardise.
 
@@ -78,25 +100,48 @@ def transform_losses(y: np.ndarray) -> np.ndarray:
     throughput collapse) stop dominating the fit, as in HEBO (Cowen-Rivers et
     al., JAIR 2022). scipy's version costs ~50 ms per call; this one ~0.2 ms.
     """
+    return fit_transform(y)[0]
+
+
+def fit_transform(y: np.ndarray) -> tuple[np.ndarray, LossMap]:
+    """``transform_losses`` and the map it fitted, to carry other losses (a safety
+    floor) into the same units."""
     y = np.asarray(y, dtype=float)
     spread = y.std()
+    mean = float(y.mean()) if len(y) else 0.0
 
     if spread == 0:
-        return np.zeros_like(y)
-    z = (y - y.mean()) / spread
+
+        def flat(v: np.ndarray) -> np.ndarray:
+            v = np.asarray(v, dtype=float)
+            return np.asarray(np.where(v > mean, np.inf, np.where(v < mean, -np.inf, 0.0)))
+
+        return np.zeros_like(y), flat
+
+    def standard(v: np.ndarray) -> np.ndarray:
+        return np.asarray((np.asarray(v, dtype=float) - mean) / spread)
+
+    z = standard(y)
     if len(y) < 3:
-        return np.asarray(z)
+        return np.asarray(z), standard
     T = _yeo_johnson(z, _LAMBDAS)
     var = T.var(axis=1)
     ok = np.isfinite(var) & (var > 0)
     if not ok.any():
-        return np.asarray(z)
+        return np.asarray(z), standard
     # Profile log-likelihood of a normal fit plus the Jacobian of the transform.
     llf = np.full(len(_LAMBDAS), -np.inf)
     jac = (_LAMBDAS[ok] - 1)[:, None] * (np.sign(z) * np.log1p(np.abs(z)))[None, :]
     llf[ok] = -0.5 * len(z) * np.log(var[ok]) + jac.sum(1)
-    t = T[int(np.argmax(llf))]
-    return np.asarray((t - t.mean()) / t.std())
+    best = int(np.argmax(llf))
+    t = T[best]
+    t_mean, t_std = float(t.mean()), float(t.std())
+    lam = _LAMBDAS[best : best + 1]
+
+    def mapped(v: np.ndarray) -> np.ndarray:
+        return np.asarray((_yeo_johnson(standard(v), lam)[0] - t_mean) / t_std)
+
+    return np.asarray((t - t_mean) / t_std), mapped
 
 
 _BLAS: Any = None
@@ -146,6 +191,11 @@ class GPOptimizer(Optimizer):
         self.model_: GPModel | None = None
         self._theta: np.ndarray | None = None
         self._rows: list[np.ndarray] = []  # encoded configs, one per tell
+        self._loss_map: LossMap | None = None  # the last fit's raw → model units
+        self._floor_model: float | None = None  # the safety floor in model units
+        self._safe_rows: np.ndarray | None = None  # numeric features of configs above the floor
+        self._unsafe_rows: np.ndarray | None = None  # ... and of those below it, or failed
+        self._safe_scales: np.ndarray | None = None  # the GP's length scales of those features
 
     # -- state ------------------------------------------------------------------
     def tell(self, config: Config, loss: float | None, fidelity: float = 1.0) -> None:
@@ -174,7 +224,8 @@ class GPOptimizer(Optimizer):
         penalty = failure_penalty(ok)
         raw = np.array([penalty if loss is None else loss for loss in losses])
         failed = np.array([loss is None for loss in losses])
-        return np.vstack([self._rows[i] for i in rows]), transform_losses(raw), failed
+        y, self._loss_map = fit_transform(raw)
+        return np.vstack([self._rows[i] for i in rows]), y, failed
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> GPModel:
         model = GPModel(noise_prior=self.noise_prior).fit(X, y, self.rng, theta0=self._theta)
@@ -200,6 +251,45 @@ class GPOptimizer(Optimizer):
             return np.asarray((W @ failed + 0.5 * prior) / (W.sum(1) + 0.5))
 
         return rate
+
+    def _plan_floor(self, model: GPModel) -> None:
+        """The floor in the last fit's units, and the observations the safe set grows from."""
+        self._floor_model = self._safe_rows = self._unsafe_rows = None
+        if self.floor is None or self._loss_map is None or not self._rows:
+            return
+        self._floor_model = float(self._loss_map(np.array([self.floor]))[0])
+        cols = self.space.numeric_columns
+        assert model.theta_ is not None
+        self._safe_scales = np.exp(model.theta_[:-2])[cols]
+        losses = [loss for _, loss in self.history_]
+        safe = [i for i, loss in enumerate(losses) if loss is not None and loss <= self.floor]
+        safe.sort(key=lambda i: losses[i] or 0.0)
+        unsafe = [i for i, loss in enumerate(losses) if loss is None or loss > self.floor]
+        self._safe_rows = np.array([self._rows[i][cols] for i in safe[:SAFE_NEIGHBOURS]])
+        self._unsafe_rows = np.array([self._rows[i][cols] for i in unsafe[-SAFE_NEIGHBOURS:]])
+
+    def _guard(
+        self, C: np.ndarray, value: np.ndarray, mean: np.ndarray, std: np.ndarray
+    ) -> np.ndarray:
+        """Under a safety floor, sink the candidates that may fall past it below every
+        safe one, the least risky first (if nothing is safe, the safest is chosen)."""
+        if self._floor_model is None:
+            return value
+        upper = mean + SAFETY_KAPPA * std
+        risky = upper > self._floor_model
+        safe, unsafe = self._safe_rows, self._unsafe_rows
+        if safe is not None and len(safe) and len(self.space.numeric_columns):
+            N = C[:, self.space.numeric_columns]
+            steps = np.abs(N[:, None, :] - safe[None, :, :])  # (candidates, safe, knobs)
+            near = steps.max(axis=2).min(axis=1)
+            risky |= near > SAFE_STEP
+            if unsafe is not None and len(unsafe) and self._safe_scales is not None:
+                ls = self._safe_scales
+                to_safe = (steps / ls).max(axis=2).min(axis=1)
+                bad = np.abs(N[:, None, :] - unsafe[None, :, :]) / ls
+                risky |= bad.max(axis=2).min(axis=1) <= to_safe
+            upper = upper + near  # among risky ones, the nearest to the safe set first
+        return np.asarray(np.where(risky, -1e6 - upper, value))
 
     def _scores(self, model: GPModel, best: float, fail_rate: Any) -> dict[str, Score]:
         cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -228,7 +318,7 @@ class GPOptimizer(Optimizer):
                         value = np.where(feasible < 0.5, value - 1e6, value)
                     else:
                         value = value * feasible
-                return value
+                return self._guard(C, value, mean, std)
 
             return score
 
@@ -241,7 +331,8 @@ class GPOptimizer(Optimizer):
             return self._ask(n, pending)
 
     def _ask(self, n: int, pending: Sequence[Config]) -> list[Config]:
-        design = lhs_design(self.space, self.n_init, self.seed)
+        safe = self.floor is not None
+        design = lhs_design(self.space, self.n_init, self.seed, safe, self.safe_centre)
         started = len(self.history_) + len(pending)
         if started < self.n_init:
             # The baseline takes the first slot; the design fills the rest, and
@@ -257,6 +348,7 @@ class GPOptimizer(Optimizer):
         X, y, failed = data
         model = self._fit(X, y)
         self.model_ = model
+        self._plan_floor(model)
         fail_rate = self._failure_rate(model, X, failed)
         best = float(y[~failed].min()) if (~failed).any() else float(y.min())
         anchors = self._anchors()

@@ -91,11 +91,13 @@ class HyperbandOptimizer(Optimizer):
         )
         if model_rung is None:
             inner = make_optimizer("lhs", self.space, self.seed)
+            inner.plan_safety(self.floor, self.safe_centre)
             for config, loss in self.history_:
                 inner.tell(config, loss)
             inner.rng = self.rng
             return inner.ask(n, pending)
         inner = make_optimizer(self.inner, self.space, self.seed)
+        inner.plan_safety(self.floor, self.safe_centre)
         # The GP's own space-filling start is already covered by the screened configs.
         if hasattr(inner, "n_init"):
             inner.n_init = 0

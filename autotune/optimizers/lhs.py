@@ -8,9 +8,17 @@ from autotune.optimizers._base import Optimizer
 from autotune.space import Space
 from autotune.spec import Config
 
+SAFE_SHRINK = 0.5
+"""A safe design (``plan_safety``) spans this share of each knob's scaled range,
+centred on the default: the search's first configs stay near what is known to
+work, and the model, once fitted, decides how far out it is safe to go."""
 
-def lhs_design(space: Space, n: int, seed: int) -> list[Config]:
-    """``n`` configs from a Latin hypercube over one coordinate per knob.
+
+def lhs_design(
+    space: Space, n: int, seed: int, safe: bool = False, around: Config | None = None
+) -> list[Config]:
+    """``n`` configs from a Latin hypercube over one coordinate per knob; ``safe``
+    shrinks it by ``SAFE_SHRINK`` towards ``around`` (None: the defaults).
 
     The design depends only on the space and the seed, so a resumed
     experiment continues the same design.
@@ -21,6 +29,9 @@ def lhs_design(space: Space, n: int, seed: int) -> list[Config]:
 
     sampler = qmc.LatinHypercube(d=len(space), seed=seed)
     points = sampler.random(n)
+    if safe:
+        centre = space.to_unit(space.default() if around is None else around)
+        points = centre + SAFE_SHRINK * (points - centre)
     out = []
     for u in points:
         config = space.from_unit(u)
@@ -39,5 +50,6 @@ class LHSOptimizer(Optimizer):
         self.size = size
 
     def ask(self, n: int = 1, pending: Sequence[Config] = ()) -> list[Config]:
-        design = lhs_design(self.space, self.size, self.seed)
+        safe = self.floor is not None
+        design = lhs_design(self.space, self.size, self.seed, safe, self.safe_centre)
         return self._fresh(design + self.space.sample(self.rng, n), n, exclude=pending)

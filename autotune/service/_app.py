@@ -273,6 +273,7 @@ def create_app(
             warm_start=body.warm_start,
             restartable=body.restartable,
             controls=body.controls,
+            safety_margin=body.safety_margin,
             allow_colocated=body.allow_colocated,
         )
         try:

@@ -39,7 +39,7 @@ from autotune.service._fields import (
     Timestamp,
 )
 from autotune.store import AgentInfo, Experiment, Trial
-from autotune.tuner import DEFAULT_OPTIMIZER, RobustBest
+from autotune.tuner import DEFAULT_OPTIMIZER, SAFETY_MARGIN, RobustBest
 
 # -- admin: experiments and agents ------------------------------------------------------------
 
@@ -116,6 +116,11 @@ class ExperimentCreate(Strict):
     controls: Annotated[int, Field(strict=True, ge=0, le=1000)] = Field(
         default=0,
         description="Drift controls: the default again every this many search trials (0: none).",
+    )
+    safety_margin: Annotated[Finite, Field(ge=0, le=1)] = Field(
+        default=SAFETY_MARGIN,
+        description="Do not try configs the model predicts below (1 - this) of the baseline's "
+        "performance; 1: no floor.",
     )
     allow_colocated: Annotated[bool, Field(strict=True)] = Field(
         default=False,

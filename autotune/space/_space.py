@@ -39,6 +39,14 @@ class Space:
         self._offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
         self.n_features = int(self._offsets[-1])
 
+    @property
+    def numeric_columns(self) -> np.ndarray:
+        """The feature column of each numeric knob's scaled value (not its special-value
+        indicators): where a distance between configs means a step along a range."""
+        return np.array(
+            [int(self._offsets[i]) for i, k in enumerate(self.knobs) if k.numeric], dtype=int
+        )
+
     def __len__(self) -> int:
         return len(self.knobs)
 

@@ -24,6 +24,7 @@ from autotune.tuner._robust import (
     robust_best,
     unstable_line,
 )
+from autotune.tuner._safety import SAFETY_MARGIN, safety_floor
 from autotune.tuner._scheduler import DEFAULT_LEASE_S, Scheduler
 from autotune.tuner._session import (
     DEFAULT_OPTIMIZER,
@@ -77,6 +78,7 @@ __all__ = [
     "MAX_ROUNDS",
     "PRECISION",
     "REFERENCE_METRIC",
+    "SAFETY_MARGIN",
     "Arm",
     "ArmResult",
     "Candidate",
@@ -123,6 +125,7 @@ __all__ = [
     "reverify_arms",
     "robust_best",
     "rotation",
+    "safety_floor",
     "select_knobs",
     "summarize",
     "summarize_verification",

@@ -33,6 +33,7 @@ from autotune.tuner._arms import choose_arms, pgtune_for
 from autotune.tuner._drift import corrected_objectives, with_corrected
 from autotune.tuner._experiment import (
     _active,
+    _baseline_config,
     _controls,
     _finished,
     experiment_info,
@@ -40,6 +41,7 @@ from autotune.tuner._experiment import (
     reported_config,
 )
 from autotune.tuner._plan import _Cache, _Planning
+from autotune.tuner._safety import experiment_floor
 from autotune.tuner._tuner import TuningError, loss_of
 from autotune.tuner._verify import (
     next_verify_run,
@@ -141,6 +143,9 @@ class Scheduler(_Planning):
                 cached.optimizer.tell(trial.config, loss, fidelity=trial.fidelity)
                 cached.told.add(trial.number)
         cached.optimizer.reseed(len(trials))
+        cached.optimizer.plan_safety(
+            experiment_floor(experiment, trials), _baseline_config(trials, cached.optimizer.space)
+        )
         # On every call: the service can change the budget while the experiment runs.
         cached.optimizer.plan_budget(
             max(0, experiment.budget - experiment.repeats),

@@ -8,6 +8,7 @@ from typing import Any
 from autotune.optimizers import OPTIMIZERS
 from autotune.spec import Spec
 from autotune.store import Experiment, Store, now
+from autotune.tuner._safety import SAFETY_MARGIN
 from autotune.tuner._tuner import TuningError
 from autotune.tuner._verify import MIN_ROUNDS, MIN_TRIALS, VerifyPolicy
 from autotune.workloads import WorkloadDef
@@ -132,6 +133,7 @@ class SessionOptions:
     verify: VerifyPolicy | None = None  # the paired verification after the search; None: none
     restartable: bool = True  # the target can be restarted (pgtune's arm keeps its restart knobs)
     controls: int = 0  # a drift control (the default again) every this many search trials; 0: none
+    safety_margin: float = SAFETY_MARGIN  # no config predicted below (1 − m) × baseline; 1: none
     allow_colocated: bool = False  # agents on one host may run its trials side by side
 
     @property
@@ -164,6 +166,7 @@ class SessionOptions:
             "repeats": self.resolved_repeats,
             "verify": None if self.verify is None else self.verify.to_json(),
             "controls": self.controls,
+            "safety_margin": self.safety_margin,
             "allow_colocated": self.allow_colocated,
         }
         if clock:
@@ -190,6 +193,7 @@ def recorded_defaults(existing: Experiment, budget: int) -> dict[str, Any]:
         "allow_unsafe": settings.get("allow_unsafe", False),
         "warm_start": settings.get("warm_start"),
         "controls": settings.get("controls"),
+        "safety_margin": settings.get("safety_margin"),
         "parallelism": settings.get("parallelism", 1),
         "lease_s": settings.get("lease_s"),
         "machine": settings.get("machine"),

@@ -39,10 +39,10 @@ def test_columns_follow_the_space_and_belong_to_their_knob(store: Store) -> None
     assert column["effective_io_concurrency=0"] == 1.0  # the special value's indicator
     assert owner["effective_io_concurrency=0"] == "effective_io_concurrency"
     assert [c for c in data.columns if c.startswith("wal_compression")] == [
-        f"wal_compression={v}" for v in ("off", "on", "pglz", "lz4", "zstd")
+        f"wal_compression={v}" for v in ("off", "pglz", "lz4", "zstd")
     ]
     assert column["wal_compression=lz4"] == 1.0
-    assert sum(column[f"wal_compression={v}"] for v in ("off", "on", "pglz", "zstd")) == 0.0
+    assert sum(column[f"wal_compression={v}"] for v in ("off", "pglz", "zstd")) == 0.0
     assert {owner[c] for c in data.columns} == set(KNOBS)
 
 

@@ -23,7 +23,7 @@ from autotune.store import Experiment, Store, now
 from autotune.tuner import Scheduler
 from autotune.workloads import WorkloadDef
 from tests.unit._support import MACHINE
-from tests.unit.tuner.test_tuner import NAMES, outcome, run_all
+from tests.unit.tuner.test_tuner import NAMES, outcome, run_all, tps
 
 
 class Screening(Optimizer):
@@ -383,3 +383,27 @@ def test_a_baseline_that_fails_twice_ends_the_search_with_its_error(
     assert note.result["error"] == "PostgreSQL did not start"
     # A new scheduler (a restarted service) reads the note: still nothing to run.
     assert Scheduler(store).lease("a") is None
+
+
+@pytest.mark.parametrize(
+    ("margin", "floor"),
+    [(0.5, -0.5), (0.2, -0.8), (1.0, None), (None, None)],  # None: recorded before margins
+)
+def test_the_optimiser_is_told_the_floor_once_the_baseline_has_run(
+    store: Store,
+    exp_with: Callable[..., Experiment],
+    margin: float | None,
+    floor: float | None,
+) -> None:
+    settings = {} if margin is None else {"safety_margin": margin}
+    exp = exp_with(optimizer="random", budget=3, **settings)
+    scheduler = Scheduler(store)
+    lease = scheduler.lease("a")
+    assert lease is not None
+    optimizer = scheduler._cache[exp.id].optimizer
+    assert optimizer.floor is None  # no baseline yet: nothing to measure a floor by
+    scheduler.report("a", lease.trial_id, lease.lease_id, outcome(lease.config))
+    assert scheduler.lease("a") is not None
+    base = tps(lease.config)
+    assert optimizer.floor == (None if floor is None else pytest.approx(floor * base))
+    assert optimizer.safe_centre == lease.config  # the baseline as it ran

@@ -367,3 +367,15 @@ def test_concurrent_schedulers_on_one_sqlite_file_never_share_a_trial(
         t.join()
     assert len(got) == len(set(got))
     assert len(got) >= 1
+
+
+def test_a_safety_floor_is_a_share_of_the_baseline_in_either_direction() -> None:
+    from autotune.tuner import safety_floor
+
+    assert safety_floor(0.5, 1000.0, "maximize") == -500.0  # half the tps, as a loss
+    assert safety_floor(0.5, 20.0, "minimize") == 40.0  # twice the latency
+    assert safety_floor(0.0, 20.0, "minimize") == 20.0  # nothing worse than the baseline
+    assert safety_floor(1.0, 1000.0, "maximize") is None
+    assert safety_floor(None, 1000.0, "maximize") is None
+    assert safety_floor(0.5, None, "maximize") is None
+    assert safety_floor(0.5, 0.0, "maximize") is None
