@@ -1,4 +1,4 @@
--- Big GROUP BY: ~0.7M (customer, month) groups from five months of sales -> a hash aggregate
+-- Big GROUP BY: ~0.75M (customer, month) groups from five months of sales -> a hash aggregate
 -- that spills to disk at default work_mem (work_mem, hash_mem_multiplier).
 SELECT width_bucket(t.total, 0, 10000, 10) AS spend_bucket,
        count(*)                            AS customer_months,

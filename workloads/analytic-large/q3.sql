@@ -5,5 +5,5 @@ FROM at_sales s
 JOIN at_products p ON p.product_id = s.product_id
 WHERE s.date_id BETWEEN 732 AND 881              -- 2022-01-01 .. 2022-05-30
 ORDER BY p.brand, s.amount DESC, s.sale_id
-OFFSET 960000
+OFFSET 1200000
 LIMIT 10;

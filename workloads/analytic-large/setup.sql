@@ -1,5 +1,5 @@
--- autotune "analytic-large" workload: the "analytic" star schema at 12x the sales and
--- 4x the customers: ~1.1 GB of fact table heap (~1.7 GB with indexes), over 10x the
+-- autotune "analytic-large" workload: the "analytic" star schema at 15x the sales and
+-- 4x the customers: ~1.1 GB of fact table heap (~1.6 GB with indexes), over 10x the
 -- default shared_buffers. Loaded once and kept between sessions (cache: true).
 --
 -- Everything is generated with generate_series; "random" values come from
@@ -10,7 +10,7 @@
 --   at_dates       1,500 days starting 2020-01-01
 --   at_customers 200,000 customers (8 regions, 5 segments)
 --   at_products    5,000 products (20 categories, 250 brands)
---   at_sales  12,000,000 sales, appended in date order (date_id correlates
+--   at_sales  15,000,000 sales, appended in date order (date_id correlates
 --                        with the physical order, customer_id does not);
 --                        product popularity is skewed towards low ids
 --
@@ -93,7 +93,7 @@ CREATE TABLE at_sales (
 
 INSERT INTO at_sales
 SELECT i,
-       1 + ((i - 1)::bigint * 1500 / 12000000)::int,             -- date order
+       1 + ((i - 1)::bigint * 1500 / 15000000)::int,             -- date order
        1 + abs(hashint4extended(i, 31) % 200000),                 -- uniform
        1 + floor(5000 * u * u)::int,                              -- skewed
        1 + abs(hashint4extended(i, 33) % 200),
@@ -101,7 +101,7 @@ SELECT i,
        p,
        disc,
        round(q * p * (1 - disc), 2)
-FROM generate_series(1, 12000000) AS i,
+FROM generate_series(1, 15000000) AS i,
      LATERAL (SELECT (abs(hashint4extended(i, 32)) % 1000000) / 1000000.0::float8 AS u,
                      1 + abs(hashint4extended(i, 34) % 10)::int AS q,
                      (1 + abs(hashint4extended(i, 35) % 50000) / 100.0)::numeric(10,2) AS p,

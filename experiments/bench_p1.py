@@ -1,0 +1,276 @@
+"""P1: how much faster than the defaults, than pgtune, and than the best known?
+
+For each workload, four arms, all measured in the same interleaved rounds
+(rotating order) on one fresh sandbox, each run from the loaded data, settled
+and warm:
+
+- ``default``: PostgreSQL's defaults;
+- ``pgtune``: today's pgtune for this host (oltp for pgbench, dw for a query set);
+- ``autotune``: the best config of one ``autotune tune --trials 30`` session with
+  default settings, as a user runs it (its own verification included);
+- ``best_known``: the best of a long search, ``--best-trials`` trials (at least 150)
+  split over several optimisers and seeds (``--no-verify``); each search's best
+  is verified in a first set of rounds, and the winner is measured again here.
+
+    python experiments/bench_p1.py \\
+        --workloads pgbench-tpcb-large,pgbench-select-large,analytic-large
+
+Resumable: sessions resume by name in the P1 store (``.autotune/p1/``), and a
+workload already in p1.csv is skipped. Writes results/p1.csv
+(``workload,arm,rounds,run_s,median,ratio,ci_lo,ci_hi``; ratio to the default,
+> 1 better, paired 95% CI) and results/p1.md, with the targets checked from the
+figures: autotune's CI lower bound > 1; autotune ≥ pgtune (paired); and
+(ratio_autotune − 1) ≥ 0.9 × (ratio_best_known − 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from autotune.agent import Agent, materialize_workload
+from autotune.replay import run_interleaved
+from autotune.spec import Machine, parse_spec
+from autotune.store import Store
+from autotune.systems.postgres import PostgresSystem, Sandbox
+from autotune.tuner import (
+    Arm,
+    Verification,
+    VerifyPolicy,
+    VerifyRun,
+    experiment_info,
+    paired_between,
+    summarize,
+)
+from autotune.tuner._arms import pgtune_arm
+from autotune.workloads import make_workload
+
+ROOT = Path(__file__).resolve().parent
+REPO = ROOT.parent
+COLUMNS = ["workload", "arm", "rounds", "run_s", "median", "ratio", "ci_lo", "ci_hi"]
+LONG_SEARCHES = [("auto", 1), ("forest", 2), ("random", 3)]
+"""The long search: model-based, tree-based and random, so no single model's blind spot
+decides what the best known is."""
+
+
+def tune(workdir: Path, store_url: str, name: str, argv: list[str]) -> None:
+    """One ``autotune tune`` session as a user runs it; resumed if it ran before."""
+    env = {**os.environ, "AUTOTUNE_WORKDIR": str(workdir), "AUTOTUNE_STORE": store_url}
+    command = [sys.executable, "-m", "autotune", "tune", "--system", "postgres",
+               "--experiment", name, *argv]  # fmt: skip
+    logs = ROOT / "results" / "p1_logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.txt").open("a") as log:
+        # Ctrl-C reaches the session too (one process group); wait for it to restore
+        # and remove its sandbox rather than kill it.
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        try:
+            code = proc.wait()
+        except BaseException:
+            try:
+                proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+    if code != 0:
+        raise SystemExit(f"{name} failed (exit {code}); see {logs / (name + '.txt')}")
+
+
+def finished(store: Store, name: str) -> bool:
+    experiment = store.experiment(name)
+    return experiment is not None and experiment.status == "done"
+
+
+def measure(
+    store: Store, template: str, arms: list[Arm], rounds: int
+) -> tuple[list[VerifyRun], Verification, float]:
+    """The arms in ``rounds`` interleaved rounds on a fresh sandbox; and wall seconds per
+    run (reset, settle, warm-up and measurement; the sandbox's start and load left out)."""
+    experiment = store.require_experiment(template)
+    machine = Machine(**experiment.settings["machine"])
+    spec = parse_spec(experiment.spec_content, experiment.spec_path, machine)
+    duration = experiment.settings.get("duration_s")
+    policy = VerifyPolicy(min_rounds=rounds, max_rounds=rounds, pgtune=False)
+    with tempfile.TemporaryDirectory(prefix="autotune-p1-") as tmp:
+        definition = materialize_workload(experiment_info(experiment), Path(tmp))
+        workload = make_workload(definition)
+        agent = Agent(PostgresSystem(spec, sandbox=Sandbox()), workload, duration)
+        agent.start()
+        try:
+            t0 = time.monotonic()
+            runs, verification = run_interleaved(
+                agent, spec, arms, policy, experiment.objective_metric, experiment.direction,
+                duration,
+            )  # fmt: skip
+            run_s = (time.monotonic() - t0) / max(1, len(runs))
+        finally:
+            agent.stop()
+    return runs, verification, run_s
+
+
+def best_arm(store: Store, name: str, label: str) -> Arm:
+    experiment = store.require_experiment(name)
+    summary = summarize(store, experiment)
+    assert summary.best is not None, f"{name}: no successful trial"
+    return Arm(label, dict(summary.best.config), f"{name} trial {summary.best.number}")
+
+
+def run_workload(workload: str, args: Any, workdir: Path, store_url: str) -> list[dict[str, Any]]:
+    store = Store(store_url)
+    try:
+        user = f"p1-{workload}-autotune"
+        if not finished(store, user):
+            tune(workdir, store_url, user, ["--workload", workload, "--trials", str(args.trials)])
+        per = -(-args.best_trials // len(LONG_SEARCHES))
+        long_names = []
+        for optimizer, seed in LONG_SEARCHES:
+            name = f"p1-{workload}-long-{optimizer}-s{seed}"
+            long_names.append(name)
+            if not finished(store, name):
+                tune(workdir, store_url, name, [
+                    "--workload", workload, "--trials", str(per), "--optimizer", optimizer,
+                    "--seed", str(seed), "--no-verify",
+                ])  # fmt: skip
+        # The long searches' bests head to head; the winner is best_known, measured afresh.
+        candidates = [best_arm(store, n, f"long-{i}") for i, n in enumerate(long_names)]
+        _, screen, _ = measure(store, user, [Arm("default", {}), *candidates], args.screen_rounds)
+        winner = screen.best
+        assert winner is not None
+        known = next(a for a in candidates if a.label == winner.label)
+        experiment = store.require_experiment(user)
+        spec = parse_spec(
+            experiment.spec_content,
+            experiment.spec_path,
+            Machine(**experiment.settings["machine"]),
+        )
+        tuned = pgtune_arm(
+            spec, experiment.settings["machine"], experiment.workload_content, restartable=True
+        )
+        arms = [
+            Arm("default", {}),
+            Arm("pgtune", tuned or {}),
+            best_arm(store, user, "autotune"),
+            Arm("best_known", known.config, known.note),
+        ]
+        runs, verification, run_s = measure(store, user, arms, args.rounds)
+        head = paired_between(runs, "autotune", "pgtune", verification.rounds, experiment.direction)
+        autotune_summary = summarize(store, experiment)
+        notes = {
+            "autotune": {
+                "session_verdict": autotune_summary.verification.verdict
+                if autotune_summary.verification
+                else None,
+                "source": arms[2].note,
+            },
+            "best_known": {"source": known.note, "screen": [a.to_json() for a in screen.arms]},
+            "autotune_vs_pgtune": None
+            if head is None
+            else {"ratio": head.ratio, "low": head.low, "high": head.high},
+        }
+        (ROOT / "results" / "p1_logs" / f"{workload}-notes.json").write_text(
+            json.dumps(notes, indent=1, default=str)
+        )
+    finally:
+        store.close()
+    rows = []
+    for arm in arms:
+        result = verification.arm(arm.label)
+        assert result is not None
+        pr = result.versus
+        rows.append({
+            "workload": workload, "arm": arm.label, "rounds": verification.rounds,
+            "run_s": round(run_s, 1), "median": result.median,
+            "ratio": 1.0 if pr is None else round(pr.ratio, 4),
+            "ci_lo": "" if pr is None else round(pr.low, 4),
+            "ci_hi": "" if pr is None else round(pr.high, 4),
+        })  # fmt: skip
+    return rows
+
+
+def write_md(rows: list[dict[str, Any]], args: Any, started: datetime.datetime) -> None:
+    lines = [
+        "# P1: autotune against the default, pgtune and the best known",
+        "",
+        f"Run from {started:%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({os.cpu_count()} cores); finished {datetime.datetime.now(datetime.UTC):%H:%M} UTC.",
+        "",
+        f"    python experiments/bench_p1.py --workloads {args.workloads} --trials {args.trials} "
+        f"--best-trials {args.best_trials} --rounds {args.rounds}",
+        "",
+        "| workload | arm | rounds | wall s per run | median | × default | 95% CI |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ci = f"{float(r['ci_lo']):.3f}–{float(r['ci_hi']):.3f}" if r["ci_lo"] != "" else "—"
+        lines.append(
+            f"| {r['workload']} | {r['arm']} | {r['rounds']} | {r['run_s']} | "
+            f"{float(r['median']):.2f} | {float(r['ratio']):.3f} | {ci} |"
+        )
+    lines += ["", "Targets, from the figures above:", ""]
+    for workload in dict.fromkeys(r["workload"] for r in rows):
+        arm = {r["arm"]: r for r in rows if r["workload"] == workload}
+        a, b = arm["autotune"], arm["best_known"]
+        lo = float(a["ci_lo"])
+        gain, known = float(a["ratio"]) - 1, float(b["ratio"]) - 1
+        notes_path = ROOT / "results" / "p1_logs" / f"{workload}-notes.json"
+        head = json.loads(notes_path.read_text()).get("autotune_vs_pgtune")
+        if head is None:
+            versus = "autotune / pgtune: no paired rounds"
+        else:
+            verdict = "met" if head["ratio"] >= 1 else "missed"
+            versus = (
+                f"autotune / pgtune {head['ratio']:.3f} "
+                f"({head['low']:.3f}–{head['high']:.3f}, paired; {verdict})"
+            )
+        near = "met" if gain >= 0.9 * known else "missed"
+        lines.append(
+            f"- {workload}: autotune's CI lower bound {lo:.3f} "
+            f"(> 1: {'met' if lo > 1 else 'missed'}); {versus}; gain {gain:+.3f} against "
+            f"0.9 × the best known's {0.9 * known:+.3f} ({near})."
+        )
+    (ROOT / "results" / "p1.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workloads", default="pgbench-tpcb-large,pgbench-select-large,analytic-large"
+    )
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--best-trials", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--screen-rounds", type=int, default=5)
+    args = parser.parse_args()
+    workdir = REPO / ".autotune" / "p1"
+    workdir.mkdir(parents=True, exist_ok=True)
+    store_url = f"sqlite:///{workdir / 'store.db'}"
+    csv_path = ROOT / "results" / "p1.csv"
+    rows: list[dict[str, Any]] = []
+    if csv_path.exists():
+        with csv_path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    started = datetime.datetime.now(datetime.UTC)
+    for workload in args.workloads.split(","):
+        if any(r["workload"] == workload for r in rows):
+            continue
+        rows += run_workload(workload, args, workdir, store_url)
+        with csv_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        print(json.dumps(rows[-4:]), flush=True)
+    write_md(rows, args, started)
+
+
+if __name__ == "__main__":
+    main()
