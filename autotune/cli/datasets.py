@@ -9,18 +9,27 @@ import typer
 
 from autotune.cli._common import console, fail, friendly
 from autotune.cli._listing import Column, Format, FormatOption, print_listing
-from autotune.spec import Unit, format_quantity
 from autotune.systems.postgres import datasets_root, list_datasets, remove_dataset
 
 app = typer.Typer(
     help="The loaded data kept between sessions of workloads with cache: true.",
     no_args_is_help=True,
 )
-_BYTES = Unit.parse("B")
+
+
+def approx_bytes(value: int) -> str:
+    """A size to read at a glance (1.3GB); a data directory is rarely a whole number of kB."""
+    size = float(value)
+    for name in ("B", "kB", "MB", "GB"):
+        if size < 1024:
+            return f"{size:.0f}{name}" if name == "B" else f"{size:.1f}{name}"
+        size /= 1024
+    return f"{size:.1f}TB"
+
 
 COLUMNS = [
     Column("dataset", name=True),
-    Column("size", right=True, show=lambda v: format_quantity(int(v), _BYTES)),
+    Column("size", right=True, show=lambda v: approx_bytes(int(v))),
     Column("kept", drop=1),
 ]
 
@@ -61,6 +70,4 @@ def rm(
         fail(f"no dataset {unknown[0]!r} in {datasets_root()}; see autotune datasets list")
     for name in targets:
         removed = remove_dataset(name)
-        console.print(
-            f"removed {name} ({format_quantity(removed.size_bytes, _BYTES)})", markup=False
-        )
+        console.print(f"removed {name} ({approx_bytes(removed.size_bytes)})", markup=False)

@@ -175,3 +175,12 @@ def test_a_composite_config_renders_part_by_part() -> None:
         and "-- host: not set with sql; as conf:\n-- vm.swappiness = 10" in sql
     )
     assert "host.vm.swappiness" in render(spec, config, "json")
+
+
+def test_dataset_sizes_read_at_a_glance() -> None:
+    from autotune.cli.datasets import approx_bytes
+
+    assert approx_bytes(512) == "512B"
+    assert approx_bytes(2484572067) == "2.3GB"  # a data directory: no whole unit fits
+    assert approx_bytes(160 * 2**20) == "160.0MB"
+    assert approx_bytes(3 * 2**40) == "3.0TB"
