@@ -31,6 +31,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,9 +51,12 @@ from autotune.tuner import (
     VerifyRun,
     experiment_info,
     paired_between,
+    pgtune_arm,
     summarize,
+    usable,
+    verify_batch,
+    verify_runs,
 )
-from autotune.tuner._arms import pgtune_arm
 from autotune.workloads import make_workload
 
 ROOT = Path(__file__).resolve().parent
@@ -131,6 +135,8 @@ def run_workload(workload: str, args: Any, workdir: Path, store_url: str) -> lis
         user = f"p1-{workload}-autotune"
         if not finished(store, user):
             tune(workdir, store_url, user, ["--workload", workload, "--trials", str(args.trials)])
+        if args.no_best_known:
+            return session_rows(store, workload, user)
         per = -(-args.best_trials // len(LONG_SEARCHES))
         long_names = []
         for optimizer, seed in LONG_SEARCHES:
@@ -197,15 +203,91 @@ def run_workload(workload: str, args: Any, workdir: Path, store_url: str) -> lis
     return rows
 
 
-def write_md(rows: list[dict[str, Any]], args: Any, started: datetime.datetime) -> None:
+def below_half(store: Store, workload: str) -> list[str]:
+    """Per session of the workload: its search trials, and those below half the baseline
+    (tps under 0.5×, or latency over 2×), the issue's measure of exploration that hurts."""
+    lines = []
+    for experiment in store.experiments():
+        if not experiment.name.startswith(f"p1-{workload}-"):
+            continue
+        trials = usable(store.trials(experiment, finished_only=True))
+        values = [float(t.objective or 0.0) for t in trials if not t.is_baseline]
+        if not values:
+            continue  # a session interrupted before its first search trial
+        base = statistics.median(float(t.objective or 0.0) for t in trials if t.is_baseline)
+        if experiment.direction == "maximize":
+            bad = sum(v < 0.5 * base for v in values)
+        else:
+            bad = sum(v > 2.0 * base for v in values)
+        lines.append(f"| {experiment.name} | {experiment.optimizer} | {len(values)} | {bad} |")
+    return lines
+
+
+def session_rows(store: Store, workload: str, name: str) -> list[dict[str, Any]]:
+    """The rows of the default, pgtune and autotune as the session's own verification
+    measured them (its paired rounds, beside a twin): no best-known arm, and the
+    autotune arm is the best of the session's contenders on those same rounds."""
+    experiment = store.require_experiment(name)
+    verification = summarize(store, experiment).verification
+    assert verification is not None and verification.best is not None, f"{name}: no verification"
+    batch = verify_batch(store.trials(experiment, finished_only=True))
+    run_s = statistics.fmean(float(t.timings.get("total_s") or 0.0) for t in batch)
+    runs = verify_runs(batch)
+    # Beside a twin the default has no runs of its own: it is measured within every run.
+    beside = [r.reference for r in runs if r.reference is not None]
+    default = verification.arm("default")
+    default_median = default.median if default is not None else None
+    if default_median is None and beside:
+        default_median = statistics.median(beside)
+    rows = [{
+        "workload": workload, "arm": "default", "rounds": verification.rounds,
+        "run_s": round(run_s, 1), "median": default_median, "ratio": 1.0, "ci_lo": "",
+        "ci_hi": "",
+    }]  # fmt: skip
+    for label, arm in (("pgtune", verification.arm("pgtune")), ("autotune", verification.best)):
+        if arm is None:
+            continue
+        pr = arm.versus
+        rows.append({
+            "workload": workload, "arm": label, "rounds": verification.rounds,
+            "run_s": round(run_s, 1), "median": arm.median,
+            "ratio": 1.0 if pr is None else round(pr.ratio, 4),
+            "ci_lo": "" if pr is None else round(pr.low, 4),
+            "ci_hi": "" if pr is None else round(pr.high, 4),
+        })  # fmt: skip
+    pair = paired_between(
+        runs, verification.best.label, "pgtune", verification.rounds, experiment.direction
+    )
+    head = None if pair is None else {"ratio": pair.ratio, "low": pair.low, "high": pair.high}
+    span = [t.started_at for t in store.trials(experiment) if t.started_at is not None]
+    span += [t.finished_at for t in store.trials(experiment) if t.finished_at is not None]
+    notes = {
+        "measured": f"{min(span):%Y-%m-%d %H:%M}–{max(span):%H:%M} UTC" if span else None,
+        "autotune": {"source": f"{name} {verification.best.label}"},
+        "autotune_vs_pgtune": head,
+    }
+    logs = ROOT / "results" / "p1_logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / f"{workload}-notes.json").write_text(json.dumps(notes, indent=1))
+    return rows
+
+
+def write_md(
+    rows: list[dict[str, Any]], args: Any, started: datetime.datetime, store: Store
+) -> None:
     lines = [
         "# P1: autotune against the default, pgtune and the best known",
         "",
-        f"Run from {started:%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({os.cpu_count()} cores); finished {datetime.datetime.now(datetime.UTC):%H:%M} UTC.",
+        f"Report written {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on "
+        f"{platform.node()} ({os.cpu_count()} cores); when each workload was measured is "
+        "given below the tables, the runs' logs are in results/p1_logs/.",
         "",
         f"    python experiments/bench_p1.py --workloads {args.workloads} --trials {args.trials} "
-        f"--best-trials {args.best_trials} --rounds {args.rounds}",
+        + (
+            "--no-best-known"
+            if args.no_best_known
+            else f"--best-trials {args.best_trials} --rounds {args.rounds}"
+        ),
         "",
         "| workload | arm | rounds | wall s per run | median | × default | 95% CI |",
         "|---|---|---|---|---|---|---|",
@@ -219,9 +301,10 @@ def write_md(rows: list[dict[str, Any]], args: Any, started: datetime.datetime) 
     lines += ["", "Targets, from the figures above:", ""]
     for workload in dict.fromkeys(r["workload"] for r in rows):
         arm = {r["arm"]: r for r in rows if r["workload"] == workload}
-        a, b = arm["autotune"], arm["best_known"]
+        a, b = arm["autotune"], arm.get("best_known")
         lo = float(a["ci_lo"])
-        gain, known = float(a["ratio"]) - 1, float(b["ratio"]) - 1
+        gain = float(a["ratio"]) - 1
+        known = None if b is None else float(b["ratio"]) - 1
         notes_path = ROOT / "results" / "p1_logs" / f"{workload}-notes.json"
         head = json.loads(notes_path.read_text()).get("autotune_vs_pgtune")
         if head is None:
@@ -232,12 +315,29 @@ def write_md(rows: list[dict[str, Any]], args: Any, started: datetime.datetime) 
                 f"autotune / pgtune {head['ratio']:.3f} "
                 f"({head['low']:.3f}–{head['high']:.3f}, paired; {verdict})"
             )
-        near = "met" if gain >= 0.9 * known else "missed"
+        if known is None:
+            near = "no best-known arm was measured: the 90% target is not checked"
+        else:
+            verdict = "met" if gain >= 0.9 * known else "missed"
+            near = f"gain {gain:+.3f} against 0.9 × the best known's {0.9 * known:+.3f} ({verdict})"
         lines.append(
             f"- {workload}: autotune's CI lower bound {lo:.3f} "
-            f"(> 1: {'met' if lo > 1 else 'missed'}); {versus}; gain {gain:+.3f} against "
-            f"0.9 × the best known's {0.9 * known:+.3f} ({near})."
+            f"(> 1: {'met' if lo > 1 else 'missed'}); {versus}; {near}."
         )
+    lines += [
+        "",
+        "Search trials below half the baseline (tps under 0.5×, latency over 2×; target at "
+        "most 1 in 30), counted per session:",
+        "",
+        "| session | optimiser | search trials | below half |",
+        "|---|---|---|---|",
+    ]
+    for workload in dict.fromkeys(r["workload"] for r in rows):
+        lines += below_half(store, workload)
+    for workload in dict.fromkeys(r["workload"] for r in rows):
+        notes = json.loads((ROOT / "results" / "p1_logs" / f"{workload}-notes.json").read_text())
+        if notes.get("measured"):
+            lines.append(f"\n{workload}: measured {notes['measured']}.")
     (ROOT / "results" / "p1.md").write_text("\n".join(lines) + "\n")
 
 
@@ -250,6 +350,14 @@ def main() -> None:
     parser.add_argument("--best-trials", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--screen-rounds", type=int, default=5)
+    parser.add_argument(
+        "--report-only", action="store_true", help="Write p1.md from p1.csv and the store."
+    )
+    parser.add_argument(
+        "--no-best-known",
+        action="store_true",
+        help="Only the autotune session: its own verification gives default, pgtune, autotune.",
+    )
     args = parser.parse_args()
     workdir = REPO / ".autotune" / "p1"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -260,7 +368,7 @@ def main() -> None:
         with csv_path.open(newline="") as f:
             rows = list(csv.DictReader(f))
     started = datetime.datetime.now(datetime.UTC)
-    for workload in args.workloads.split(","):
+    for workload in [] if args.report_only else args.workloads.split(","):
         if any(r["workload"] == workload for r in rows):
             continue
         rows += run_workload(workload, args, workdir, store_url)
@@ -269,7 +377,11 @@ def main() -> None:
             writer.writeheader()
             writer.writerows(rows)
         print(json.dumps(rows[-4:]), flush=True)
-    write_md(rows, args, started)
+    store = Store(store_url)
+    try:
+        write_md(rows, args, started, store)
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":

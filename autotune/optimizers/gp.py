@@ -44,7 +44,7 @@ above the floor, and nearer to one (in the GP's length scales, so the knobs that
 matter count) than to any config that fell below it or failed. The safe set
 grows from the baseline outwards, as in SafeOpt."""
 
-SAFE_NEIGHBOURS = 300
+SAFE_NEIGHBOURS = 100
 """The most observations of each kind the safe-set rule compares against: the
 best safe ones and the latest unsafe ones, so a proposal stays fast at 5,000."""
 
@@ -280,14 +280,21 @@ class GPOptimizer(Optimizer):
         safe, unsafe = self._safe_rows, self._unsafe_rows
         if safe is not None and len(safe) and len(self.space.numeric_columns):
             N = C[:, self.space.numeric_columns]
-            steps = np.abs(N[:, None, :] - safe[None, :, :])  # (candidates, safe, knobs)
-            near = steps.max(axis=2).min(axis=1)
+            ls = self._safe_scales if self._safe_scales is not None else np.ones(N.shape[1])
+            # Row by row, not as one (candidates, observations, knobs) array: memory stays
+            # at the candidates' size however many observations there are.
+            near = np.full(len(N), np.inf)  # L-inf steps to the nearest safe config
+            to_safe = np.full(len(N), np.inf)  # ... in the GP's length scales
+            for row in safe:
+                step = np.abs(N - row)
+                near = np.minimum(near, step.max(axis=1))
+                to_safe = np.minimum(to_safe, (step / ls).max(axis=1))
             risky |= near > SAFE_STEP
-            if unsafe is not None and len(unsafe) and self._safe_scales is not None:
-                ls = self._safe_scales
-                to_safe = (steps / ls).max(axis=2).min(axis=1)
-                bad = np.abs(N[:, None, :] - unsafe[None, :, :]) / ls
-                risky |= bad.max(axis=2).min(axis=1) <= to_safe
+            if unsafe is not None and len(unsafe):
+                to_bad = np.full(len(N), np.inf)
+                for row in unsafe:
+                    to_bad = np.minimum(to_bad, (np.abs(N - row) / ls).max(axis=1))
+                risky |= to_bad <= to_safe
             upper = upper + near  # among risky ones, the nearest to the safe set first
         return np.asarray(np.where(risky, -1e6 - upper, value))
 

@@ -2,6 +2,7 @@
 
 from autotune.tuner._arms import (
     complete_configs,
+    pgtune_arm,
     pgtune_db_type,
     pick_config,
     reference_arms,
@@ -60,6 +61,8 @@ from autotune.tuner._verify import (
     paired_ratio,
     rotation,
     summarize_verification,
+    verify_batch,
+    verify_runs,
 )
 from autotune.tuner._warm import (
     Candidate,
@@ -116,6 +119,7 @@ __all__ = [
     "paired_between",
     "paired_ratio",
     "paired_ratio_ci",
+    "pgtune_arm",
     "pgtune_db_type",
     "pick_config",
     "plan_repeats",
@@ -132,5 +136,7 @@ __all__ = [
     "summary_of",
     "unstable_line",
     "usable",
+    "verify_batch",
     "verify_option",
+    "verify_runs",
 ]
