@@ -196,9 +196,9 @@ def run_workload(workload: str, args: Any, workdir: Path, store_url: str) -> lis
         rows.append({
             "workload": workload, "arm": arm.label, "rounds": verification.rounds,
             "run_s": round(run_s, 1), "median": result.median,
-            "ratio": 1.0 if pr is None else round(pr.ratio, 4),
-            "ci_lo": "" if pr is None else round(pr.low, 4),
-            "ci_hi": "" if pr is None else round(pr.high, 4),
+            "ratio": 1.0 if pr is None else round(pr.ratio, 6),
+            "ci_lo": "" if pr is None else round(pr.low, 6),
+            "ci_hi": "" if pr is None else round(pr.high, 6),
         })  # fmt: skip
     return rows
 
@@ -251,9 +251,9 @@ def session_rows(store: Store, workload: str, name: str) -> list[dict[str, Any]]
         rows.append({
             "workload": workload, "arm": label, "rounds": verification.rounds,
             "run_s": round(run_s, 1), "median": arm.median,
-            "ratio": 1.0 if pr is None else round(pr.ratio, 4),
-            "ci_lo": "" if pr is None else round(pr.low, 4),
-            "ci_hi": "" if pr is None else round(pr.high, 4),
+            "ratio": 1.0 if pr is None else round(pr.ratio, 6),
+            "ci_lo": "" if pr is None else round(pr.low, 6),
+            "ci_hi": "" if pr is None else round(pr.high, 6),
         })  # fmt: skip
     pair = paired_between(
         runs, verification.best.label, "pgtune", verification.rounds, experiment.direction
