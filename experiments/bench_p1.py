@@ -259,8 +259,9 @@ def session_rows(store: Store, workload: str, name: str) -> list[dict[str, Any]]
         runs, verification.best.label, "pgtune", verification.rounds, experiment.direction
     )
     head = None if pair is None else {"ratio": pair.ratio, "low": pair.low, "high": pair.high}
-    span = [t.started_at for t in store.trials(experiment) if t.started_at is not None]
-    span += [t.finished_at for t in store.trials(experiment) if t.finished_at is not None]
+    every = store.trials(experiment)
+    span = [t.started_at for t in every if t.started_at is not None]
+    span += [t.finished_at for t in every if t.finished_at is not None]
     notes = {
         "measured": f"{min(span):%Y-%m-%d %H:%M}–{max(span):%H:%M} UTC" if span else None,
         "autotune": {"source": f"{name} {verification.best.label}"},
@@ -272,9 +273,7 @@ def session_rows(store: Store, workload: str, name: str) -> list[dict[str, Any]]
     return rows
 
 
-def write_md(
-    rows: list[dict[str, Any]], args: Any, started: datetime.datetime, store: Store
-) -> None:
+def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
     lines = [
         "# P1: autotune against the default, pgtune and the best known",
         "",
@@ -367,7 +366,6 @@ def main() -> None:
     if csv_path.exists():
         with csv_path.open(newline="") as f:
             rows = list(csv.DictReader(f))
-    started = datetime.datetime.now(datetime.UTC)
     for workload in [] if args.report_only else args.workloads.split(","):
         if any(r["workload"] == workload for r in rows):
             continue
@@ -379,7 +377,7 @@ def main() -> None:
         print(json.dumps(rows[-4:]), flush=True)
     store = Store(store_url)
     try:
-        write_md(rows, args, started, store)
+        write_md(rows, args, store)
     finally:
         store.close()
 
