@@ -19,6 +19,7 @@ from autotune.cli._common import (
     console,
 )
 from autotune.cli._format import formatted, render, verification_table
+from autotune.cli._signals import raise_if_lost
 from autotune.spec import Config, Spec
 from autotune.store import Trial
 from autotune.tuner import (
@@ -78,6 +79,7 @@ class _Progress(RunnerEvents):
         console.print(f"{phase} ({self.where})…")
 
     def trial_started(self, lease: Lease) -> None:
+        raise_if_lost()
         if self.runner is not None and self.runner.agent is not None and not self.setup_s:
             self.setup_s = self.runner.agent.setup_s
             console.print(f"setup done in {self.setup_s:.1f}s")
@@ -109,6 +111,7 @@ class _Progress(RunnerEvents):
         self.task = self.progress.add_task(self.label, total=expected)
 
     def phase(self, name: str) -> None:
+        raise_if_lost()
         if self.task is not None:
             self.progress.update(self.task, description=f"{self.label} · {name}")
 

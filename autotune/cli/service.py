@@ -34,7 +34,7 @@ from autotune.cli._common import (
 )
 from autotune.cli._listing import Column, Format, FormatOption, print_listing
 from autotune.cli._progress import _action
-from autotune.cli._signals import _Interrupted, _on_sigterm, interrupt_once
+from autotune.cli._signals import _Interrupted, _on_sigterm, interrupt_once, raise_if_lost
 from autotune.service import HttpClient, ServiceError, check_admin_token, create_app
 from autotune.spec import Spec, SpecError
 from autotune.store import NAME_PATTERN, NAME_RULE, StoreError, Trial
@@ -227,6 +227,12 @@ class _AgentLines(RunnerEvents):
     def setup(self, experiment: ExperimentInfo, phase: str) -> None:
         console.print(f"{experiment.name}: {phase}…")
 
+    def trial_started(self, lease: Lease) -> None:
+        raise_if_lost()
+
+    def phase(self, name: str) -> None:
+        raise_if_lost()
+
     def trial_finished(self, lease: Lease, trial: Trial) -> None:
         where = f"{lease.experiment.name} trial {trial.number:>3}"
         if not trial.ok:
@@ -387,6 +393,7 @@ def agent(
     refused: ServiceError | None = None
     try:
         runner.run(until_idle=once)
+        raise_if_lost()  # one that landed after the last trial's phases
     except (KeyboardInterrupt, _Interrupted):
         interrupted = True
         console.print("[yellow]interrupted: giving the trial back and restoring the system…[/]")

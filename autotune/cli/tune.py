@@ -26,7 +26,7 @@ from autotune.cli._common import (
 )
 from autotune.cli._progress import _print_summary, _Progress
 from autotune.cli._remote import _tune_remote
-from autotune.cli._signals import _Interrupted, _on_sigterm, interrupt_once
+from autotune.cli._signals import _Interrupted, _on_sigterm, interrupt_once, raise_if_lost
 from autotune.optimizers import OPTIMIZERS
 from autotune.spec import Config, Machine, Spec
 from autotune.store import Experiment, StoreError, check_name
@@ -409,6 +409,7 @@ def tune(
         try:
             with events:
                 runner.run(until_idle=True)
+                raise_if_lost()  # one that landed after the last trial's phases
             summary = summarize(st, exp)
             trusted = summary.verification is None or summary.verified
             if apply_best and summary.best is not None and trusted:
