@@ -352,17 +352,30 @@ def _range_value(values: dict[str, Any], knob: Any) -> Any:
         return knob.lo
 
 
+SMAC_MIN_BUDGET = 1 / 9
+"""``smac3-mf``'s shortest run, as ``hyperband``'s (eta 3: runs at 1/9, 1/3 and 1)."""
+
+
 def smac_facade(name: str, scenario: Any) -> Any:
     """Each SMAC competitor's facade, as SMAC's docs advise: ``smac3-bb`` is the
     black-box facade (a GP, refit after every trial); ``smac3-hpo`` the random-forest
-    facade, refit after every trial too (its inherited default waits for 8)."""
-    from smac import BlackBoxFacade, HyperparameterOptimizationFacade
+    facade, refit after every trial too (its inherited default waits for 8);
+    ``smac3-mf`` the multi-fidelity facade (the forest with Hyperband, eta 3, over the
+    scenario's budgets), refit after every trial as well."""
+    from smac import BlackBoxFacade, HyperparameterOptimizationFacade, MultiFidelityFacade
 
-    facade: Any = {"smac3-bb": BlackBoxFacade, "smac3-hpo": HyperparameterOptimizationFacade}[name]
+    facade: Any = {
+        "smac3-bb": BlackBoxFacade,
+        "smac3-hpo": HyperparameterOptimizationFacade,
+        "smac3-mf": MultiFidelityFacade,
+    }[name]
 
-    def unused(config: Any, seed: int = 0) -> float:
+    def unused(config: Any, seed: int = 0, budget: float = 1.0) -> float:
         raise AssertionError("driven by ask/tell")
 
+    extra: dict[str, Any] = {}
+    if facade is MultiFidelityFacade:
+        extra["intensifier"] = facade.get_intensifier(scenario, eta=3)
     return facade(
         scenario,
         unused,
@@ -370,6 +383,7 @@ def smac_facade(name: str, scenario: Any) -> Any:
         config_selector=facade.get_config_selector(scenario, retrain_after=1),
         overwrite=True,
         logging_level=logging.ERROR,
+        **extra,
     )
 
 
@@ -383,12 +397,18 @@ def run_smac(name: str, problem: Problem, seed: int, budget: int, ev: Evaluator)
     cs = smac_space(problem, seed)
     with tempfile.TemporaryDirectory(prefix="autotune-smac-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        budgets: dict[str, float] = {}
+        if name == "smac3-mf":  # fidelity is the budget: a run at 1/9 costs 1/9
+            budgets = {"min_budget": SMAC_MIN_BUDGET, "max_budget": 1.0}
         scenario = Scenario(
             cs,
             deterministic=True,
-            n_trials=budget + 10,  # only a stop for SMAC's own loop; this loop stops itself
+            # Only a stop for SMAC's own loop (a short run counts one); this loop stops
+            # itself when the cost is spent.
+            n_trials=(10 * budget if budgets else budget) + 10,
             seed=seed,
             output_directory=Path(tmp) / "smac",
+            **budgets,
         )
         smac = smac_facade(name, scenario)
 
@@ -408,10 +428,12 @@ def run_smac(name: str, problem: Problem, seed: int, budget: int, ev: Evaluator)
         # SMAC would run its default config after its Sobol points; the baseline
         # comes first here, told to SMAC as a trial it did not ask for.
         default = cs.get_default_configuration()
-        tell(TrialInfo(default, seed=seed), ev(config_of(dict(default))))
+        full = 1.0 if budgets else None
+        tell(TrialInfo(default, seed=seed, budget=full), ev(config_of(dict(default))))
         while not ev.spent(budget):
             info = smac.ask()
-            tell(info, ev(config_of(dict(info.config))))
+            fidelity = 1.0 if info.budget is None else min(1.0, float(info.budget))
+            tell(info, ev(config_of(dict(info.config)), fidelity))
 
 
 # -- the registry ---------------------------------------------------------------------------
@@ -427,6 +449,7 @@ EXTERNAL: dict[str, tuple[tuple[str, ...], Competitor]] = {
     "optuna-gp": (("optuna", "torch"), _named(run_optuna, "optuna-gp")),
     "smac3-hpo": (("smac",), _named(run_smac, "smac3-hpo")),
     "smac3-bb": (("smac",), _named(run_smac, "smac3-bb")),
+    "smac3-mf": (("smac",), _named(run_smac, "smac3-mf")),
 }
 
 

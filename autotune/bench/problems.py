@@ -71,11 +71,13 @@ def recorded_space(experiment: dict[str, Any]) -> Space:
 
 
 def training_trials(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Only successful, full-length trials: a failed or shortened run measures something else."""
+    """Only successful, full-length search trials: a failed or shortened run measures
+    something else, and a verification run ran beside a twin, sharing the host."""
     return [
         t
         for t in trials
         if t.get("status") == "ok"
+        and t.get("phase") in (None, "search")
         and t.get("objective") is not None
         and float(t.get("fidelity", 1.0)) == 1.0
     ]
@@ -156,21 +158,46 @@ def estimate_min(
     return best_loss, best
 
 
-def pg_surrogate(path: Path = PG_RECORDED, n_sample: int = 20_000, n_starts: int = 20) -> Problem:
-    """pgbench TPC-B throughput predicted by a random forest fitted on real recorded trials.
+MIN_R2 = 0.5
+"""A surrogate whose cross-validated R² is below this predicts too little of the real
+system for a win on it to mean much: its problem is reported, not counted."""
 
-    Loss = −predicted tps. ``f_star`` is estimated by ``estimate_min``
-    (``n_sample`` random configs plus the recorded ones, then coordinate descent).
+
+def cv_r2(space: Space, trials: list[dict[str, Any]], folds: int = 5) -> float:
+    """The forest's R² on held-out trials (shuffled k-fold, fixed seed): how much of
+    the recorded spread it predicts for configs it was not fitted on."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    X = space.encode_many(t["config"] for t in trials)
+    y = np.array([float(t["objective"]) for t in trials])
+    model = RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=0, n_jobs=1)
+    predicted = cross_val_predict(model, X, y, cv=KFold(folds, shuffle=True, random_state=0))
+    return float(r2_score(y, predicted))
+
+
+def recorded_surrogate(
+    path: Path, name: str, what: str, n_sample: int = 20_000, n_starts: int = 20
+) -> Problem:
+    """A recorded session's objective predicted by a random forest fitted on its real
+    trials: loss = −prediction for a metric to maximise, the prediction otherwise.
+
+    ``f_star`` is estimated by ``estimate_min`` (``n_sample`` random configs plus the
+    recorded ones, then coordinate descent). ``extra["r2"]`` is the forest's
+    cross-validated R² (``cv_r2``).
     """
     data = load_recorded(path)
     space = recorded_space(data["experiment"])
+    sign = -1.0 if data["experiment"].get("direction", "maximize") == "maximize" else 1.0
+    metric = data["experiment"].get("objective_metric", "objective")
     trials = training_trials(data["trials"])
     if len(trials) < 10:
         raise ValueError(f"{path}: only {len(trials)} usable trials; the surrogate needs 10")
     model = fit_surrogate(space, trials)
 
     def loss_many(configs: list[Config]) -> np.ndarray:
-        return -np.asarray(model.predict(space.encode_many(configs)), dtype=float)
+        return sign * np.asarray(model.predict(space.encode_many(configs)), dtype=float)
 
     def objective(config: Config) -> float:
         return float(loss_many([config])[0])
@@ -179,20 +206,38 @@ def pg_surrogate(path: Path = PG_RECORDED, n_sample: int = 20_000, n_starts: int
         known = [t["config"] for t in trials]
         return estimate_min(space, loss_many, known, n_sample, n_starts=n_starts)[0]
 
+    r2 = cv_r2(space, trials)
     return Problem(
-        name="pg-tpcb-rf",
+        name=name,
         description=(
-            f"PostgreSQL pgbench TPC-B, −tps from a random forest fitted on {len(trials)} "
-            f"recorded trials over {len(space)} knobs ({Path(path).name})"
+            f"{what}, {'−' if sign < 0 else ''}{metric} from a random forest fitted on "
+            f"{len(trials)} recorded trials over {len(space)} knobs ({Path(path).name})"
         ),
         space=space,
         objective=objective,
         f_star_fn=f_star,
         f_star_exact=False,
-        # Fidelity noise: 5% of the recorded tps spread, as for the synthetic problems.
+        # Fidelity noise: 5% of the recorded spread, as for the synthetic problems.
         fidelity_sd=0.05 * float(np.ptp([t["objective"] for t in trials])),
-        extra={"recorded": str(path), "trials": len(trials)},
+        extra={"recorded": str(path), "trials": len(trials), "r2": r2},
     )
+
+
+def pg_surrogate(path: Path = PG_RECORDED, n_sample: int = 20_000, n_starts: int = 20) -> Problem:
+    """pgbench TPC-B throughput predicted by a random forest fitted on real recorded trials."""
+    return recorded_surrogate(
+        path, "pg-tpcb-rf", "PostgreSQL pgbench TPC-B", n_sample=n_sample, n_starts=n_starts
+    )
+
+
+def is_counted(problem: Problem) -> bool:
+    """Whether a problem counts in the summary: a surrogate only if it fits (``MIN_R2``)."""
+    r2 = problem.extra.get("r2")
+    return r2 is None or float(r2) >= MIN_R2
+
+
+def _surrogate(file: str, name: str, what: str) -> Callable[[], Problem]:
+    return lambda: recorded_surrogate(RECORDED_DIR / file, name, what)
 
 
 # -- the registry ----------------------------------------------------------------------------
@@ -204,6 +249,20 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
     "hartmann6-noisy": lambda: _HARTMANN6(True),
     "ackley10-noisy": lambda: _ACKLEY10(True),
     "pg-tpcb-rf": pg_surrogate,
+    "pg-tpcb-oltp-rf": _surrogate(
+        "pgbench-tpcb-oltp20.json", "pg-tpcb-oltp-rf", "PostgreSQL pgbench TPC-B, a GP session"
+    ),
+    "pg-simple-update-rf": _surrogate(
+        "pgbench-simple-update-oltp30.json",
+        "pg-simple-update-rf",
+        "PostgreSQL pgbench simple-update",
+    ),
+    "mariadb-sysbench-rf": _surrogate(
+        "mariadb-sysbench-oltp30.json", "mariadb-sysbench-rf", "MariaDB sysbench OLTP read-write"
+    ),
+    "rocksdb-readrandom-rf": _surrogate(
+        "rocksdb-db_bench-readrandom30.json", "rocksdb-readrandom-rf", "RocksDB db_bench readrandom"
+    ),
 }
 
 
@@ -222,6 +281,7 @@ __all__ = [
     "HARTMANN6_ARGMIN",
     "HARTMANN6_MIN",
     "HARTMANN6_X4",
+    "MIN_R2",
     "NOISE_SD",
     "PG_RECORDED",
     "PROBLEMS",
@@ -231,12 +291,15 @@ __all__ = [
     "Problem",
     "ackley",
     "branin",
+    "cv_r2",
     "estimate_min",
     "fit_surrogate",
     "get_problem",
     "hartmann6",
+    "is_counted",
     "load_recorded",
     "pg_surrogate",
     "recorded_space",
+    "recorded_surrogate",
     "training_trials",
 ]

@@ -10,7 +10,7 @@ optimiser that is significantly worse than random.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,6 @@ import pandas as pd
 
 ALPHA = 0.05
 REFERENCE = "random"
-FOCUS = "auto"
 
 
 def p_greater(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
@@ -82,41 +81,54 @@ def rank_table(df: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def focus_summary(
-    ranks: pd.DataFrame, focus: str = FOCUS, target: float | None = None
-) -> list[str]:
-    """Per budget: on how many problems ``focus`` is best or tied-best (against
-    ``target``, a share, if given), and whether it is ever significantly worse than
-    random."""
+def summary(ranks: pd.DataFrame, counted: Iterable[str] | None = None) -> list[str]:
+    """Per budget, every optimiser's record over the counted problems: on how many it is
+    best or tied-best, its mean rank, and where it is significantly worse than random.
+
+    Results only: which optimiser should win, and by how much, is the experiment's to
+    say (its README), not the report's. ``counted`` names the problems the record is
+    over (None: all); the others are still in the per-problem tables.
+    """
+    if ranks.empty:
+        return ["No runs."]
+    keep = set(ranks["problem"]) if counted is None else set(counted)
+    left_out = sorted(set(ranks["problem"]) - keep)
     lines = []
-    if ranks.empty or focus not in set(ranks["optimizer"]):
-        return [f"`{focus}` is not among the optimisers in this run, so there is no verdict on it."]
-    for budget, group in ranks.groupby("budget", sort=True):
-        mine = group[group["optimizer"] == focus]
-        n = len(mine)
-        good = mine[mine["tied_best"]]
-        not_good = sorted(set(mine["problem"]) - set(good["problem"]))
-        worse = sorted(mine[mine["worse_than_random"]]["problem"])
-        share = len(good) / n if n else 0.0
-        line = (
-            f"- **budget {budget}**: `{focus}` is best or tied-best on {len(good)} of {n} "
-            f"problems ({share:.0%}"
-            + (
-                ""
-                if target is None
-                else f"; target ≥ {target:.0%}: {'met' if share >= target else 'missed'}"
+    if left_out:
+        lines += [f"Not counted below (shown in the tables): {', '.join(left_out)}.", ""]
+    for budget, group in ranks[ranks["problem"].isin(keep)].groupby("budget", sort=True):
+        n = group["problem"].nunique()
+        rows = []
+        for optimizer, mine in group.groupby("optimizer", sort=True):
+            good = int(mine["tied_best"].sum())
+            worse = sorted(mine[mine["worse_than_random"]]["problem"])
+            rows.append(
+                (
+                    float(mine["rank"].mean()),
+                    str(optimizer),
+                    [
+                        f"`{optimizer}`",
+                        f"{good} of {n} ({good / n:.0%})",
+                        f"{mine['rank'].mean():.2f}",
+                        ", ".join(worse) if worse else "none",
+                    ],
+                )
             )
-            + ")"
+        rows.sort(key=lambda r: (r[0], r[1]))
+        lines += [f"**Budget {budget}** ({n} counted problems), by mean rank:", ""]
+        lines += _table(
+            [
+                "optimizer",
+                "best or tied-best",
+                "mean rank",
+                f"worse than {REFERENCE} (p < {ALPHA})",
+            ],
+            [r[2] for r in rows],
         )
-        line += f", not on: {', '.join(not_good)}" if not_good else ""
         if REFERENCE not in set(group["optimizer"]):
-            line += f"; `{REFERENCE}` did not run, so no comparison with it."
-        elif worse:
-            line += f"; significantly worse than `{REFERENCE}` on: {', '.join(worse)}."
-        else:
-            line += f"; never significantly worse than `{REFERENCE}`."
-        lines.append(line)
-    return lines
+            lines += ["", f"`{REFERENCE}` did not run, so no comparison with it."]
+        lines.append("")
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _fmt(value: float) -> str:
@@ -139,16 +151,16 @@ def markdown(
     df: pd.DataFrame,
     problems: dict[str, dict[str, str]],
     preamble: Sequence[str] = (),
-    focus: str = FOCUS,
-    target: float | None = None,
+    counted: Iterable[str] | None = None,
 ) -> str:
     """The report: summary, a rank overview per budget, per-problem tables and wall times.
 
-    ``problems`` maps a problem name to facts to show (description, f_star, noise).
+    ``problems`` maps a problem name to facts to show (description, f_star, noise,
+    fit: a surrogate's cross-validated R²); ``counted`` the problems the summary is over.
     """
     ranks = rank_table(df)
     lines = ["# Optimiser benchmark", "", *preamble]
-    lines += ["", "## Summary", "", *focus_summary(ranks, focus, target)]
+    lines += ["", "## Summary", "", *summary(ranks, counted)]
     lines += [
         "",
         "Tied-best: a one-sided Mann–Whitney U test cannot show (p < 0.05) that the "
@@ -156,10 +168,18 @@ def markdown(
         "Ratio: median regret over random search's median regret (< 1 is better).",
     ]
     lines += ["", "## Problems", ""]
+    keep = set(problems) if counted is None else set(counted)
     lines += _table(
-        ["problem", "what", "f*", "noise σ"],
+        ["problem", "what", "f*", "noise σ", "surrogate fit", "counted"],
         [
-            [name, facts.get("description", ""), facts.get("f_star", ""), facts.get("noise", "")]
+            [
+                name,
+                facts.get("description", ""),
+                facts.get("f_star", ""),
+                facts.get("noise", ""),
+                facts.get("fit", "–"),
+                "yes" if name in keep else "no",
+            ]
             for name, facts in problems.items()
         ],
     )

@@ -58,18 +58,6 @@ def optimizers(
             "give 100 for held-out seeds."
         ),
     ] = 0,
-    focus: Annotated[
-        str, typer.Option(help="The optimiser the summary gives a verdict on.")
-    ] = "auto",
-    target: Annotated[
-        float | None,
-        typer.Option(
-            min=0,
-            max=1,
-            help="The share of problems the focus should be best or tied-best on, for the "
-            "summary (e.g. 0.8); none by default.",
-        ),
-    ] = None,
     problems: Annotated[
         str | None, typer.Option(help="Comma-separated problems. Default: all.")
     ] = None,
@@ -78,8 +66,8 @@ def optimizers(
         typer.Option(
             "--optimizers",
             help="Comma-separated optimisers. Default: every registered autotune optimiser "
-            "plus skopt-gp_minimize, optuna-tpe, optuna-tpe-uni, optuna-gp, smac3-hpo and "
-            "smac3-bb where they import.",
+            "plus skopt-gp_minimize, optuna-tpe, optuna-tpe-uni, optuna-gp, smac3-hpo, "
+            "smac3-bb and smac3-mf where they import.",
         ),
     ] = None,
     jobs: Annotated[int, typer.Option(help="Runs in parallel (processes).")] = 2,
@@ -107,7 +95,7 @@ def optimizers(
     table of median regret, ratio to random and rank next to it.
     """
     from autotune.bench.competitors import EXTERNAL, competitor_names, unavailable
-    from autotune.bench.problems import PROBLEMS, get_problem
+    from autotune.bench.problems import MIN_R2, PROBLEMS, get_problem, is_counted
     from autotune.bench.report import markdown, write_markdown
     from autotune.bench.runner import RunResult, append_csv, read_csv, run_grid, write_csv
 
@@ -182,6 +170,9 @@ def optimizers(
             "f_star": f"{problem.f_star:.6g}" + ("" if problem.f_star_exact else " (estimate)"),
             "noise": f"{problem.noise_sd:g}" if problem.noise_sd else "0",
         }
+        if "r2" in problem.extra:
+            facts[name]["fit"] = f"R² {problem.extra['r2']:.2f} (5-fold CV)"
+    counted = [name for name in problem_names if is_counted(get_problem(name))]
     versions = ", ".join(
         f"{p} {_version(p)}" for p in ("scikit-learn", "scikit-optimize", "optuna", "smac")
     )
@@ -208,7 +199,12 @@ def optimizers(
         f"run goes once to {max(budgets)} evaluations and is read off at smaller budgets, "
         "which is sound because no optimiser here adapts to the total budget.",
     ]
-    text = markdown(df, facts, preamble, focus=focus, target=target)
+    if len(counted) < len(problem_names):
+        preamble.append(
+            f"A surrogate whose forest predicts held-out trials with R² under {MIN_R2} is "
+            "shown, not counted in the summary."
+        )
+    text = markdown(df, facts, preamble, counted=counted)
     table = out.with_suffix(".md")
     write_markdown(text, table)
     typer.echo(f"wrote {out} ({len(rows)} rows) and {table}")

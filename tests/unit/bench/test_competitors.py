@@ -86,6 +86,23 @@ def test_a_run_is_deterministic(name: str) -> None:
     ]
 
 
+def test_smac_multi_fidelity_runs_short_runs_at_their_share_of_the_cost() -> None:
+    _require("smac3-mf")
+    from autotune.bench.competitors import SMAC_MIN_BUDGET
+
+    problem = get_problem("hartmann6-noisy")
+    ev = run_competitor("smac3-mf", problem, seed=1, budget=BUDGET)
+    first = ev.evaluations[0]
+    assert first.config == problem.space.default() and first.fidelity == 1.0
+    fidelities = {round(e.fidelity, 6) for e in ev.evaluations}
+    assert fidelities <= {round(SMAC_MIN_BUDGET, 6), round(1 / 3, 6), 1.0}
+    assert round(SMAC_MIN_BUDGET, 6) in fidelities  # Hyperband's first rung: short runs
+    assert len(ev.evaluations) > BUDGET  # short runs are cheap: more runs than the budget
+    assert ev.spent(BUDGET) and ev.cost < BUDGET + 1
+    assert sum(e.fidelity for e in ev.evaluations) == pytest.approx(ev.cost)
+    assert all(problem.space.is_valid(e.config) for e in ev.evaluations)
+
+
 def test_competitor_names_cover_autotune_and_installed_libraries() -> None:
     from autotune.optimizers import OPTIMIZERS
 
@@ -98,7 +115,7 @@ def test_competitor_names_cover_autotune_and_installed_libraries() -> None:
         run_competitor("nope", get_problem("branin"), 0, 1)
 
 
-@pytest.mark.parametrize("name", ["optuna-tpe", "smac3-hpo", "smac3-bb"])
+@pytest.mark.parametrize("name", ["optuna-tpe", "smac3-hpo", "smac3-bb", "smac3-mf"])
 def test_peers_with_a_conditional_switch_start_at_the_real_default_and_can_propose_specials(
     name: str,
 ) -> None:
@@ -135,7 +152,8 @@ def test_each_peer_is_configured_as_its_docs_advise() -> None:
     _require("smac3-hpo")
     import tempfile
 
-    from smac import BlackBoxFacade, HyperparameterOptimizationFacade, Scenario
+    from smac import BlackBoxFacade, HyperparameterOptimizationFacade, MultiFidelityFacade, Scenario
+    from smac.intensifier.hyperband import Hyperband
 
     from autotune.bench.competitors import SMAC_INITIAL_CONFIGS, smac_facade, smac_space
 
@@ -151,6 +169,18 @@ def test_each_peer_is_configured_as_its_docs_advise() -> None:
             assert type(smac) is facade
             assert smac._config_selector._retrain_after == 1
             assert smac._initial_design._n_configs == SMAC_INITIAL_CONFIGS
+        mf_scenario = Scenario(
+            smac_space(problem, 0),
+            deterministic=True,
+            n_trials=400,
+            seed=0,
+            output_directory=tmp,
+            min_budget=1 / 9,
+            max_budget=1.0,
+        )
+        mf = smac_facade("smac3-mf", mf_scenario)
+        assert type(mf) is MultiFidelityFacade and type(mf._intensifier) is Hyperband
+        assert mf._intensifier._eta == 3 and mf._config_selector._retrain_after == 1
 
 
 def test_special_values_are_clamped_for_other_libraries() -> None:

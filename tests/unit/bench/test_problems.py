@@ -12,17 +12,22 @@ from autotune.bench.problems import (
     HARTMANN6_ARGMIN,
     HARTMANN6_MIN,
     HARTMANN6_X4,
+    MIN_R2,
     NOISE_SD,
     PG_RECORDED,
     PROBLEMS,
+    RECORDED_DIR,
     ackley,
     branin,
+    cv_r2,
     estimate_min,
     fit_surrogate,
     get_problem,
     hartmann6,
+    is_counted,
     load_recorded,
     recorded_space,
+    recorded_surrogate,
     training_trials,
 )
 
@@ -111,6 +116,10 @@ def test_every_problem_is_registered() -> None:
         "hartmann6-noisy",
         "ackley10-noisy",
         "pg-tpcb-rf",
+        "pg-tpcb-oltp-rf",
+        "pg-simple-update-rf",
+        "mariadb-sysbench-rf",
+        "rocksdb-readrandom-rf",
     }
     with pytest.raises(ValueError, match="unknown problem"):
         get_problem("nope")
@@ -148,3 +157,61 @@ def test_surrogate_model_and_its_minimum_estimate() -> None:
     found, config = estimate_min(space, loss_many, known, 50, n_starts=1, grid=9, max_sweeps=1)
     assert found <= float(loss_many(known).min())
     assert space.is_valid(config) and float(loss_many([config])[0]) == found
+
+
+SURROGATES = [
+    "pg-tpcb-oltp-rf",
+    "pg-simple-update-rf",
+    "mariadb-sysbench-rf",
+    "rocksdb-readrandom-rf",
+]
+
+
+@pytest.mark.parametrize("name", SURROGATES)
+def test_each_recorded_surrogate_fits_its_search_trials_and_states_its_r2(name: str) -> None:
+    problem = PROBLEMS[name]()
+    assert problem.name == name and not problem.f_star_exact
+    data = load_recorded(problem.extra["recorded"])
+    search = [t for t in data["trials"] if t.get("phase") in (None, "search")]
+    assert problem.extra["trials"] == len(search)
+    assert -1.0 < problem.extra["r2"] <= 1.0
+    assert is_counted(problem) == (problem.extra["r2"] >= MIN_R2)
+    # Throughput to maximise: the loss is its negative, so the best recorded trial scores lowest.
+    best = max(search, key=lambda t: float(t["objective"]))
+    worst = min(search, key=lambda t: float(t["objective"]))
+    assert problem.objective(best["config"]) < problem.objective(worst["config"]) < 0
+
+
+def test_verification_runs_are_not_training_data() -> None:
+    data = load_recorded(RECORDED_DIR / "rocksdb-db_bench-readrandom30.json")
+    phases = {t.get("phase") for t in data["trials"]}
+    assert phases == {"search", "verify"}
+    assert {t["phase"] for t in training_trials(data["trials"])} == {"search"}
+
+
+def test_cross_validated_r2_tells_a_learnable_objective_from_noise() -> None:
+    data = load_recorded(PG_RECORDED)
+    space = recorded_space(data["experiment"])
+    trials = training_trials(data["trials"])
+    X = space.encode_many(t["config"] for t in trials)
+    learnable = [{**t, "objective": 1000.0 * float(x[0])} for t, x in zip(trials, X, strict=True)]
+    rng = np.random.default_rng(0)
+    noise = [{**t, "objective": float(rng.normal())} for t in trials]
+    assert cv_r2(space, learnable) > 0.8
+    assert cv_r2(space, noise) < MIN_R2
+
+
+def test_a_latency_surrogate_is_minimised_as_recorded(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    data = json.loads(PG_RECORDED.read_text())
+    data["experiment"]["direction"] = "minimize"
+    path = Path(str(tmp_path)) / "latency.json"
+    path.write_text(json.dumps(data))
+    as_latency = recorded_surrogate(path, "lat", "a test", n_sample=10, n_starts=1)
+    as_tps = get_problem("pg-tpcb-rf")
+    config = as_tps.space.default()
+    assert as_latency.objective(config) == pytest.approx(-as_tps.objective(config))
+    assert "a test, tps from" in as_latency.description
+    assert is_counted(get_problem("branin"))

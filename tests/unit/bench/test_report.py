@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from autotune.bench.competitors import Evaluation, evaluation_cost
-from autotune.bench.report import focus_summary, markdown, p_greater, rank_table
+from autotune.bench.report import markdown, p_greater, rank_table, summary
 from autotune.bench.runner import Job, RunResult, at_budget, rows_of
 
 
@@ -101,26 +101,43 @@ def test_equal_medians_share_a_rank_and_failures_count_as_worst() -> None:
     assert p_greater([0.0, 0.0], [0.0, 0.0]) == 1.0
 
 
-def test_summary_counts_auto_and_flags_worse_than_random() -> None:
+def test_summary_states_every_optimisers_record_without_a_verdict() -> None:
+    df = pd.concat(
+        [
+            _frame(KNOWN, problem="p1"),
+            _frame({"auto": KNOWN["bad"], "gp": KNOWN["gp"], "random": KNOWN["random"]}, "p2"),
+        ]
+    )
+    text = "\n".join(summary(rank_table(df)))
+    assert "**Budget 30** (2 counted problems)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    # By mean rank: gp (ranks 2 and 1), auto (1, 3), random (3, 2), bad (4, p1 only).
+    assert [r.split("|")[1].strip() for r in rows] == ["`gp`", "`auto`", "`random`", "`bad`"]
+    assert "| `gp` | 2 of 2 (100%) | 1.50 | none |" in text
+    assert "| `auto` | 1 of 2 (50%) | 2.00 | p2 |" in text  # worse than random on p2
+    assert "target" not in text and "met" not in text  # results, not verdicts
+
+
+def test_summary_counts_only_the_counted_problems() -> None:
     df = pd.concat(
         [
             _frame(KNOWN, problem="p1"),
             _frame({"auto": KNOWN["bad"], "random": KNOWN["random"]}, problem="p2"),
         ]
     )
-    (line,) = focus_summary(rank_table(df))
-    assert "1 of 2 problems (50%)" in line and "not on: p2" in line  # no target: no verdict
-    (judged,) = focus_summary(rank_table(df), target=0.8)
-    assert "1 of 2 problems (50%; target ≥ 80%: missed)" in judged
-    renamed = df.assign(optimizer=df.optimizer.replace("auto", "x"))
-    (other,) = focus_summary(rank_table(renamed), "x")
-    assert other.startswith("- **budget") and "`x` is best or tied-best" in other
-    assert "significantly worse than `random` on: p2" in line
-    missing = focus_summary(rank_table(_frame({"gp": [1.0], "random": [2.0]})))
-    assert "not among the optimisers" in missing[0]
+    text = "\n".join(summary(rank_table(df), counted=["p1"]))
+    assert "Not counted below (shown in the tables): p2." in text
+    assert "(1 counted problems)" in text and "| `auto` | 1 of 1 (100%) | 1.00 | none |" in text
+    assert summary(rank_table(df.iloc[0:0])) == ["No runs."]
+    alone = "\n".join(summary(rank_table(_frame({"gp": [1.0], "auto": [2.0]}))))
+    assert "`random` did not run" in alone
 
 
 def test_markdown_report_has_every_section() -> None:
     text = markdown(_frame(KNOWN), {"p": {"description": "a test", "f_star": "0", "noise": "0"}})
     for needle in ("## Summary", "## Budget 30", "### p, budget 30", "Wall time", "`auto` (best)"):
         assert needle in text
+    assert "| p | a test | 0 | 0 | – | yes |" in text
+    facts = {"p": {"description": "d", "f_star": "0", "noise": "0", "fit": "R² 0.31 (5-fold CV)"}}
+    shown = markdown(_frame(KNOWN), facts, counted=[])
+    assert "| p | d | 0 | 0 | R² 0.31 (5-fold CV) | no |" in shown
