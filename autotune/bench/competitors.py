@@ -397,18 +397,17 @@ def run_smac(name: str, problem: Problem, seed: int, budget: int, ev: Evaluator)
     cs = smac_space(problem, seed)
     with tempfile.TemporaryDirectory(prefix="autotune-smac-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        budgets: dict[str, float] = {}
-        if name == "smac3-mf":  # fidelity is the budget: a run at 1/9 costs 1/9
-            budgets = {"min_budget": SMAC_MIN_BUDGET, "max_budget": 1.0}
+        multi = name == "smac3-mf"  # fidelity is the budget: a run at 1/9 costs 1/9
         scenario = Scenario(
             cs,
             deterministic=True,
             # Only a stop for SMAC's own loop (a short run counts one); this loop stops
             # itself when the cost is spent.
-            n_trials=(10 * budget if budgets else budget) + 10,
+            n_trials=(10 * budget if multi else budget) + 10,
             seed=seed,
             output_directory=Path(tmp) / "smac",
-            **budgets,
+            min_budget=SMAC_MIN_BUDGET if multi else None,
+            max_budget=1.0 if multi else None,
         )
         smac = smac_facade(name, scenario)
 
@@ -428,7 +427,7 @@ def run_smac(name: str, problem: Problem, seed: int, budget: int, ev: Evaluator)
         # SMAC would run its default config after its Sobol points; the baseline
         # comes first here, told to SMAC as a trial it did not ask for.
         default = cs.get_default_configuration()
-        full = 1.0 if budgets else None
+        full = 1.0 if multi else None
         tell(TrialInfo(default, seed=seed, budget=full), ev(config_of(dict(default))))
         while not ev.spent(budget):
             info = smac.ask()
