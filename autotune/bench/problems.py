@@ -257,6 +257,9 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
         "pg-simple-update-rf",
         "PostgreSQL pgbench simple-update",
     ),
+    "pg-analytic-rf": _surrogate(
+        "analytic-large-p1.json", "pg-analytic-rf", "PostgreSQL analytic-large (P1 session)"
+    ),
     "mariadb-sysbench-rf": _surrogate(
         "mariadb-sysbench-oltp30.json", "mariadb-sysbench-rf", "MariaDB sysbench OLTP read-write"
     ),

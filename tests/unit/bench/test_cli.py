@@ -45,7 +45,8 @@ def test_bench_optimizers_writes_the_csv_and_the_table(tmp_path: Path) -> None:
         assert float(row["simple_regret"]) >= 0
     table = out.with_suffix(".md").read_text()
     assert "### branin, budget 5" in table and "`optuna-tpe`" in table
-    assert "`auto` is not among the optimisers" in table
+    assert "**Budget 5** (1 counted problems)" in table and "| `optuna-tpe` | " in table
+    assert "| branin | " in table and " | – | yes |" in table  # synthetic: no fit, counted
 
     # Same arguments, one process: the same CSV apart from wall time.
     again = tmp_path / "again.csv"
