@@ -425,8 +425,7 @@ def tune(
                 # After an interrupt, further Ctrl-Cs are ignored until we have exited.
                 signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted else interrupt_once)
                 signal.signal(signal.SIGTERM, previous)
-        if summary is None:
-            summary = summarize(st, exp)
+        summary = summary if summary is not None else summarize(st, exp)
         wall_s = time.monotonic() - t_session
         if time_budget is not None and not interrupted and summary.trials < trials:
             console.print(
