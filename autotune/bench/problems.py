@@ -85,13 +85,20 @@ def training_trials(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def fit_surrogate(space: Space, trials: list[dict[str, Any]]) -> RandomForestRegressor:
     """A random forest from the encoded config to the objective (fixed random_state)."""
+    model = _forest()
+    model.fit(*_xy(space, trials))
+    return model
+
+
+def _forest() -> RandomForestRegressor:
     from sklearn.ensemble import RandomForestRegressor
 
+    return RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=0, n_jobs=1)
+
+
+def _xy(space: Space, trials: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     X = space.encode_many(t["config"] for t in trials)
-    y = np.array([float(t["objective"]) for t in trials])
-    model = RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=0, n_jobs=1)
-    model.fit(X, y)
-    return model
+    return X, np.array([float(t["objective"]) for t in trials])
 
 
 def _coordinate_values(space: Space, config: Config, index: int, grid: int) -> list[Config]:
@@ -166,14 +173,11 @@ system for a win on it to mean much: its problem is reported, not counted."""
 def cv_r2(space: Space, trials: list[dict[str, Any]], folds: int = 5) -> float:
     """The forest's R² on held-out trials (shuffled k-fold, fixed seed): how much of
     the recorded spread it predicts for configs it was not fitted on."""
-    from sklearn.ensemble import RandomForestRegressor
     from sklearn.metrics import r2_score
     from sklearn.model_selection import KFold, cross_val_predict
 
-    X = space.encode_many(t["config"] for t in trials)
-    y = np.array([float(t["objective"]) for t in trials])
-    model = RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=0, n_jobs=1)
-    predicted = cross_val_predict(model, X, y, cv=KFold(folds, shuffle=True, random_state=0))
+    X, y = _xy(space, trials)
+    predicted = cross_val_predict(_forest(), X, y, cv=KFold(folds, shuffle=True, random_state=0))
     return float(r2_score(y, predicted))
 
 
