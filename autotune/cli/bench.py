@@ -55,7 +55,7 @@ def optimizers(
         int,
         typer.Option(
             help="The first seed (seeds first..first+N-1). Settings were chosen on 0-19: "
-            "give 100 for held-out seeds."
+            "give 1000 for the held-out block 1000-1019."
         ),
     ] = 0,
     problems: Annotated[
