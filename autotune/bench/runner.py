@@ -284,6 +284,27 @@ def balanced(
     return keep
 
 
+def merge_rows(sources: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """Rows of several grids as one, sorted by key, so that cheap optimisers can run on
+    more seeds than slow ones; a (problem, optimiser, seed, budget) in two sources is an
+    error that names both, since keeping either would silently pick a run."""
+    seen: dict[tuple[str, str, int, int], str] = {}
+    merged = []
+    for source, rows in sources:
+        for row in rows:
+            key = (str(row["problem"]), str(row["optimizer"]), int(row["seed"]), int(row["budget"]))
+            if key in seen:
+                problem, optimizer, seed, budget = key
+                raise ValueError(
+                    f"{source}: {problem} {optimizer} seed {seed} budget {budget} is also in "
+                    f"{seen[key]}"
+                )
+            seen[key] = source
+            merged.append(row)
+    merged.sort(key=lambda r: (r["problem"], r["optimizer"], int(r["seed"]), int(r["budget"])))
+    return merged
+
+
 def read_csv(path: Path) -> list[dict[str, Any]]:
     """Rows written by ``write_csv``/``append_csv``, typed back; empty if there is no file."""
     if not path.exists():

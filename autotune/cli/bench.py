@@ -1,4 +1,4 @@
-"""autotune bench optimizers | latency | export-recorded"""
+"""autotune bench optimizers | report | latency | export-recorded"""
 
 from __future__ import annotations
 
@@ -48,6 +48,47 @@ def _command() -> str:
     return shlex.join(["autotune", *sys.argv[1:]]) if sys.argv else "autotune"
 
 
+def _versions() -> str:
+    return ", ".join(
+        f"{p} {_version(p)}" for p in ("scikit-learn", "scikit-optimize", "optuna", "smac")
+    )
+
+
+def _problem_facts(names: list[str]) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """What the table shows of each problem, and the problems its summary counts."""
+    from autotune.bench.problems import get_problem, is_counted
+
+    facts = {}
+    for name in names:
+        problem = get_problem(name)
+        facts[name] = {
+            "description": problem.description,
+            "f_star": f"{problem.f_star:.6g}" + ("" if problem.f_star_exact else " (estimate)"),
+            "noise": f"{problem.noise_sd:g}" if problem.noise_sd else "0",
+        }
+        if "r2" in problem.extra:
+            facts[name]["fit"] = f"R² {problem.extra['r2']:.2f} (5-fold CV)"
+    return facts, [name for name in names if is_counted(get_problem(name))]
+
+
+def _definitions(largest_budget: int, some_not_counted: bool) -> list[str]:
+    from autotune.bench.problems import MIN_R2
+
+    lines = [
+        "Simple regret = true (noise-free) loss of the config with the best observed "
+        "full-fidelity value, minus f*. Every run starts with the baseline (the spec's "
+        "defaults; skopt gets it with special values clamped into bounds). Each "
+        f"run goes once to {largest_budget} evaluations and is read off at smaller budgets, "
+        "which is sound because no optimiser here adapts to the total budget."
+    ]
+    if some_not_counted:
+        lines.append(
+            f"A surrogate whose forest predicts held-out trials with R² under {MIN_R2} is "
+            "shown, not counted in the summary."
+        )
+    return lines
+
+
 def optimizers(
     budget: BudgetOption = None,
     seeds: Annotated[int, typer.Option(help="How many seeds for every run.")] = 20,
@@ -95,7 +136,7 @@ def optimizers(
     table of median regret, ratio to random and rank next to it.
     """
     from autotune.bench.competitors import EXTERNAL, competitor_names, unavailable
-    from autotune.bench.problems import MIN_R2, PROBLEMS, get_problem, is_counted
+    from autotune.bench.problems import PROBLEMS, get_problem
     from autotune.bench.report import markdown, write_markdown
     from autotune.bench.runner import RunResult, append_csv, read_csv, run_grid, write_csv
 
@@ -162,25 +203,12 @@ def optimizers(
     import pandas as pd
 
     df = pd.read_csv(out, keep_default_na=False, na_values=[""])
-    facts = {}
-    for name in problem_names:
-        problem = get_problem(name)
-        facts[name] = {
-            "description": problem.description,
-            "f_star": f"{problem.f_star:.6g}" + ("" if problem.f_star_exact else " (estimate)"),
-            "noise": f"{problem.noise_sd:g}" if problem.noise_sd else "0",
-        }
-        if "r2" in problem.extra:
-            facts[name]["fit"] = f"R² {problem.extra['r2']:.2f} (5-fold CV)"
-    counted = [name for name in problem_names if is_counted(get_problem(name))]
-    versions = ", ".join(
-        f"{p} {_version(p)}" for p in ("scikit-learn", "scikit-optimize", "optuna", "smac")
-    )
+    facts, counted = _problem_facts(problem_names)
     preamble = [
         f"Command: `{_command()}` ({started:%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, load average "
         f"{load:.1f} at the start). "
-        f"Libraries: {versions}.",
+        f"Libraries: {_versions()}.",
         "",
         f"Optimisers: {', '.join(f'`{n}`' for n in names)}; seeds {done_seeds[0]}–{done_seeds[-1]}"
         + (
@@ -193,17 +221,8 @@ def optimizers(
         f"budgets {', '.join(map(str, budgets))} evaluations. "
         + (f"Not run: {'; '.join(missing)}." if missing else ""),
         "",
-        "Simple regret = true (noise-free) loss of the config with the best observed "
-        "full-fidelity value, minus f*. Every run starts with the baseline (the spec's "
-        "defaults; skopt gets it with special values clamped into bounds). Each "
-        f"run goes once to {max(budgets)} evaluations and is read off at smaller budgets, "
-        "which is sound because no optimiser here adapts to the total budget.",
+        *_definitions(max(budgets), len(counted) < len(problem_names)),
     ]
-    if len(counted) < len(problem_names):
-        preamble.append(
-            f"A surrogate whose forest predicts held-out trials with R² under {MIN_R2} is "
-            "shown, not counted in the summary."
-        )
     text = markdown(df, facts, preamble, counted=counted)
     table = out.with_suffix(".md")
     write_markdown(text, table)
@@ -264,6 +283,82 @@ def export_recorded(
     typer.echo(f"wrote {len(doc['trials'])} trials to {path}")
 
 
+def report(
+    sources: Annotated[
+        list[Path], typer.Argument(help="CSVs written by `autotune bench optimizers`.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="The merged CSV; the table goes beside it as .md.")
+    ] = Path("experiments/results/optimizers.csv"),
+    note: Annotated[
+        list[str] | None,
+        typer.Option("--note", help="A paragraph for the table's preamble (repeatable)."),
+    ] = None,
+) -> None:
+    """Merge grids run separately (say, slow optimisers on fewer seeds) into one table.
+
+    Each optimiser keeps the seeds it ran; the per-problem tables give its runs.
+    """
+    import pandas as pd
+
+    from autotune.bench.problems import PROBLEMS
+    from autotune.bench.report import markdown, write_markdown
+    from autotune.bench.runner import merge_rows, read_csv, write_csv
+
+    if out.resolve() in {s.resolve() for s in sources}:
+        fail(f"--out {out}: is one of the sources; write the merge elsewhere")
+    loaded = []
+    for source in sources:
+        if not source.exists():
+            fail(f"{source}: no such file")
+        try:
+            loaded.append((str(source), read_csv(source)))
+        except (KeyError, ValueError) as exc:
+            fail(f"{source}: not a benchmark CSV ({exc})")
+    try:
+        rows = merge_rows(loaded)
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    if not rows:
+        fail(f"{', '.join(map(str, sources))}: no rows")
+    unknown = sorted({str(r["problem"]) for r in rows} - set(PROBLEMS))
+    if unknown:
+        fail(f"unknown problem {unknown[0]!r} in the sources; choose from {', '.join(PROBLEMS)}")
+    write_csv(rows, out)
+    problem_names = [p for p in PROBLEMS if any(r["problem"] == p for r in rows)]
+    facts, counted = _problem_facts(problem_names)
+    seeds: dict[str, set[int]] = {}
+    for row in rows:
+        seeds.setdefault(str(row["optimizer"]), set()).add(int(row["seed"]))
+    budgets = sorted({int(r["budget"]) for r in rows})
+    preamble = [
+        f"Merged by `{_command()}` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC) from "
+        + ", ".join(f"`{s}`" for s in sources)
+        + f". Libraries: {_versions()}.",
+        "",
+        "Seeds per optimiser: "
+        + "; ".join(f"`{o}` {_seed_span(sorted(s))}" for o, s in sorted(seeds.items()))
+        + f"; budgets {', '.join(map(str, budgets))} evaluations.",
+        "",
+        *(line for text in note or [] for line in (text, "")),
+        *_definitions(max(budgets), len(counted) < len(problem_names)),
+    ]
+    df = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    table = out.with_suffix(".md")
+    write_markdown(markdown(df, facts, preamble, counted=counted), table)
+    typer.echo(f"wrote {out} ({len(rows)} rows) and {table}")
+
+
+def _seed_span(seeds: list[int]) -> str:
+    if len(seeds) == 1:
+        return f"{seeds[0]} (1)"
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]} ({len(seeds)})"
+    return f"{', '.join(map(str, seeds))} ({len(seeds)})"
+
+
 app.command("optimizers")(optimizers)
+app.command("report")(report)
 app.command("latency")(latency)
 app.command("export-recorded")(export_recorded)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,43 @@ def test_bench_optimizers_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     checkpoint.write_text("not,a\ncheckpoint,file\n")
     bad = runner.invoke(app, [*args, "--seeds", "3", "--resume"])
     assert bad.exit_code == 2 and "x.partial.csv" in bad.output
+
+
+def test_bench_report_merges_grids_run_on_different_seeds(tmp_path: Path) -> None:
+    """Cheap optimisers on more seeds than slow ones: one CSV and one table, each
+    optimiser with its own seeds; a run in both sources is refused, naming it."""
+    common = ["bench", "optimizers", "--budget", "4", "--problems", "branin", "--jobs", "1"]
+    fast, slow = tmp_path / "fast.csv", tmp_path / "slow.csv"
+    ran = runner.invoke(
+        app, [*common, "--optimizers", "random", "--seeds", "3", "--out", str(fast)]
+    )
+    assert ran.exit_code == 0, ran.output
+    ran = runner.invoke(app, [*common, "--optimizers", "lhs", "--seeds", "1", "--out", str(slow)])
+    assert ran.exit_code == 0, ran.output
+
+    merged = tmp_path / "all.csv"
+    args = ["bench", "report", str(fast), str(slow), "--out", str(merged)]
+    result = runner.invoke(app, [*args, "--note", "Two grids."])
+    assert result.exit_code == 0, result.output
+    with merged.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["optimizer"], r["seed"]) for r in rows] == [
+        ("lhs", "0"),
+        ("random", "0"),
+        ("random", "1"),
+        ("random", "2"),
+    ]
+    table = merged.with_suffix(".md").read_text()
+    assert "`lhs` 0 (1); `random` 0–2 (3)" in table and "Two grids." in table
+    runs = dict(re.findall(r"^\| `(\w+)`(?: \(best\))? \| (\d+) \| \d", table, re.MULTILINE))
+    assert runs == {"lhs": "1", "random": "3"}
+
+    again = runner.invoke(app, ["bench", "report", str(fast), str(fast), "--out", str(merged)])
+    assert again.exit_code == 2
+    assert f"{fast}: branin random seed 0 budget 4 is also in {fast}" in again.output
+    assert len(merged.read_text().splitlines()) == 5  # the earlier merge is untouched
+    missing = runner.invoke(app, ["bench", "report", str(tmp_path / "no.csv")])
+    assert missing.exit_code == 2 and "no.csv: no such file" in missing.output
 
 
 def test_bench_optimizers_refuses_unknown_names(tmp_path: Path) -> None:
