@@ -274,7 +274,8 @@ def optuna_sampler(name: str, problem: Problem, seed: int) -> Any:
     if name == "optuna-tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     if name == "optuna-tpe-uni":
-        return optuna.samplers.TPESampler(seed=seed)
+        # Explicitly: since Optuna 5 a single-objective TPE is multivariate by default.
+        return optuna.samplers.TPESampler(seed=seed, multivariate=False)
     if name == "optuna-gp":
         return optuna.samplers.GPSampler(seed=seed, deterministic_objective=problem.noise_sd == 0)
     raise ValueError(f"no Optuna competitor {name!r}")
