@@ -59,6 +59,34 @@ def test_optuna_gp_runs_where_torch_imports_and_says_why_not_elsewhere() -> None
     assert len(ev.evaluations) == BUDGET
 
 
+def test_optuna_gp_gets_huge_integer_ranges_as_reals_and_proposes_integers() -> None:
+    """GPSampler enumerates every value of an integer parameter (22 GB for RocksDB's
+    bytes_per_sync, 0..16,777,216), so optuna-gp asks for such knobs as reals and the
+    config rounds them; the TPE samplers keep Optuna's integers."""
+    _require("optuna-tpe")
+    import optuna
+
+    from autotune.bench.competitors import GP_MAX_INTEGERS, _optuna_config
+
+    problem = get_problem("rocksdb-readrandom-rf")
+    knobs = {k.name: k for k in problem.space.knobs}
+    assert int(knobs["bytes_per_sync"].hi) - int(knobs["bytes_per_sync"].lo) > GP_MAX_INTEGERS
+    for relax in (True, False):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(8):
+            trial = study.ask()
+            config = _optuna_config(problem, trial, relax=relax)
+            for name, knob in knobs.items():
+                if knob.type == "integer":
+                    assert isinstance(config[name], int), (name, config[name])
+            kinds = {n: type(d).__name__ for n, d in trial.distributions.items()}
+            if "bytes_per_sync" in kinds:
+                want = "FloatDistribution" if relax else "IntDistribution"
+                assert kinds["bytes_per_sync"] == want
+            assert kinds["max_write_buffer_number"] == "IntDistribution"  # 2..8: an int
+            study.tell(trial, 0.0)
+
+
 @pytest.mark.parametrize("name", ["random", "gp", *PEERS])
 def test_budget_valid_evaluations_baseline_first(name: str) -> None:
     _require(name)
