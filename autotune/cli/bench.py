@@ -333,9 +333,9 @@ def report(
         seeds.setdefault(str(row["optimizer"]), set()).add(int(row["seed"]))
     budgets = sorted({int(r["budget"]) for r in rows})
     preamble = [
-        f"Merged by `{_command()}` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC) from "
-        + ", ".join(f"`{s}`" for s in sources)
-        + f". Libraries: {_versions()}.",
+        f"Merged by `{shlex.join(['autotune', 'bench', 'report', *map(str, sources)])} "
+        f"--out {shlex.quote(str(out))}` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC). "
+        f"Libraries: {_versions()}.",
         "",
         "Seeds per optimiser: "
         + "; ".join(f"`{o}` {_seed_span(sorted(s))}" for o, s in sorted(seeds.items()))
