@@ -45,7 +45,13 @@ def _version(package: str) -> str:
 
 
 def _command() -> str:
-    return shlex.join(["autotune", *sys.argv[1:]]) if sys.argv else "autotune"
+    """The command line as typed: `autotune ...`, or `python SCRIPT ...` for the
+    experiments/ scripts that call these commands."""
+    if not sys.argv:
+        return "autotune"
+    if Path(sys.argv[0]).name == "autotune":
+        return shlex.join(["autotune", *sys.argv[1:]])
+    return shlex.join(["python", *sys.argv])
 
 
 def _versions() -> str:
