@@ -15,7 +15,13 @@ import time
 from pathlib import Path
 
 OWNER = ".autotune-owner"
-PREFIXES = ("autotune-workload-", "autotune-pgbench-", "autotune-cmd-", "autotune-verify-")
+PREFIXES = (
+    "autotune-workload-",
+    "autotune-pgbench-",
+    "autotune-cmd-",
+    "autotune-verify-",
+    "autotune-smac-",  # the optimiser benchmark's SMAC3 output directories
+)
 UNOWNED_AGE_S = 3600  # a directory without an owner file (being made, or very old)
 
 

@@ -20,7 +20,6 @@ when a server refuses it.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autotune._tmp import OwnedTempDir
 from autotune.bench.problems import Problem
 from autotune.optimizers import OPTIMIZERS, failure_penalty, make_optimizer
 from autotune.optimizers.skopt import from_skopt_point, skopt_dimensions, to_skopt_point
@@ -410,7 +410,9 @@ def run_smac(name: str, problem: Problem, seed: int, budget: int, ev: Evaluator)
 
     space = problem.space
     cs = smac_space(problem, seed)
-    with tempfile.TemporaryDirectory(prefix="autotune-smac-") as tmp, warnings.catch_warnings():
+    # Owned: a benchmark worker killed mid-run (an OOM, a Ctrl-C of the pool) leaves
+    # it behind, and the next one sweeps it.
+    with OwnedTempDir(prefix="autotune-smac-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         multi = name == "smac3-mf"  # fidelity is the budget: a run at 1/9 costs 1/9
         scenario = Scenario(

@@ -32,7 +32,8 @@ def test_only_the_leftovers_of_dead_owners_are_swept(tmp_path: Path) -> None:
     stale = made("autotune-cmd-unowned-old", None, UNOWNED_AGE_S + 60)
     fresh = made("autotune-verify-unowned-new", None)
     other = made("someone-elses-dir", dead_pid())
-    assert sorted(sweep(tmp_path)) == sorted([killed, stale])
+    smac = made("autotune-smac-killed", dead_pid())  # a benchmark worker's, OOM-killed
+    assert sorted(sweep(tmp_path)) == sorted([killed, stale, smac])
     assert not killed.exists() and not stale.exists()
     assert running.exists() and fresh.exists() and other.exists()
 
