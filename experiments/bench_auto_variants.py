@@ -573,7 +573,9 @@ def main() -> None:
     parser.add_argument("--seeds", action="append", help="A:B for seeds A..B-1, or one seed")
     parser.add_argument("--variants", help="comma-separated; default all")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--reference", type=Path, default=ROOT / "results" / "optimizers_seeds0-19.csv")
+    parser.add_argument(
+        "--reference", type=Path, default=ROOT / "results" / "optimizers_seeds0-19.csv"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "auto_variants.csv")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()

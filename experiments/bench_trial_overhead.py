@@ -76,7 +76,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--overheads", default="0,0.05,0.1,0.17,0.3")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--reference", type=Path, default=ROOT / "results" / "optimizers_seeds0-19.csv")
+    parser.add_argument(
+        "--reference", type=Path, default=ROOT / "results" / "optimizers_seeds0-19.csv"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "trial_overhead.md")
     args = parser.parse_args()
     overheads = tuple(sorted({float(x) for x in args.overheads.split(",")} | {0.0}))
