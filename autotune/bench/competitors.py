@@ -224,10 +224,8 @@ def _baseline_modes(problem: Problem) -> dict[str, str]:
 
 # -- Optuna -------------------------------------------------------------------------------
 GP_MAX_INTEGERS = 2**16
-"""Optuna's GPSampler enumerates every value of an integer parameter in its local
-search; over RocksDB's ``bytes_per_sync`` (0..16,777,216) one run took 22 GB and was
-killed. Above this many values it gets the integer as a real, rounded, which is what a
-user of it would do."""
+"""GPSampler enumerates every value of an integer (RocksDB's ``bytes_per_sync``,
+0..16,777,216: 22 GB, killed); above this many it gets a real, rounded, as a user would."""
 
 
 def _relaxed(knob: Any) -> bool:
@@ -410,8 +408,7 @@ def run_smac(name: str, problem: Problem, seed: int, budget: int, ev: Evaluator)
 
     space = problem.space
     cs = smac_space(problem, seed)
-    # Owned: a benchmark worker killed mid-run (an OOM, a Ctrl-C of the pool) leaves
-    # it behind, and the next one sweeps it.
+    # Owned: what a worker killed mid-run leaves behind, the next one sweeps.
     with OwnedTempDir(prefix="autotune-smac-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         multi = name == "smac3-mf"  # fidelity is the budget: a run at 1/9 costs 1/9
