@@ -328,11 +328,12 @@ def report(
         return
     if not rows:
         fail(f"{', '.join(map(str, sources))}: no rows")
-    unknown = sorted({str(r["problem"]) for r in rows} - set(PROBLEMS))
+    present = {str(r["problem"]) for r in rows}
+    unknown = sorted(present - set(PROBLEMS))
     if unknown:
         fail(f"unknown problem {unknown[0]!r} in the sources; choose from {', '.join(PROBLEMS)}")
     write_csv(rows, out)
-    problem_names = [p for p in PROBLEMS if any(r["problem"] == p for r in rows)]
+    problem_names = [p for p in PROBLEMS if p in present]
     facts, counted = _problem_facts(problem_names)
     seeds: dict[str, set[int]] = {}
     for row in rows:
