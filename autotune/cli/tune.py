@@ -27,9 +27,10 @@ from autotune.cli._common import (
 from autotune.cli._progress import _print_summary, _Progress
 from autotune.cli._remote import _tune_remote
 from autotune.cli._signals import _Interrupted, _on_sigterm, interrupt_once, raise_if_lost
+from autotune.cli._tune_inputs import recorded_experiment, top_knobs_option
 from autotune.optimizers import OPTIMIZERS
-from autotune.spec import Config, Machine, Spec
-from autotune.store import Experiment, StoreError, check_name
+from autotune.spec import Config, Machine
+from autotune.store import StoreError, check_name
 from autotune.systems import applier_kind, known_kinds
 from autotune.systems.postgres import public_dsn
 from autotune.tuner import (
@@ -42,6 +43,7 @@ from autotune.tuner import (
     SessionOptions,
     Summary,
     check_repeats,
+    check_start_with,
     check_warm_start,
     default_repeats,
     open_experiment,
@@ -187,6 +189,15 @@ def tune(
             show_default=False,
         ),
     ] = None,
+    start_with: Annotated[
+        str | None,
+        typer.Option(
+            "--start-with",
+            help="Try this config first, right after the baseline: none, or pgtune "
+            "(pgtune's config for this machine, postgres only). Default none.",
+            show_default=False,
+        ),
+    ] = None,
     allow_unsafe: Annotated[
         bool, typer.Option("--allow-unsafe", help="Also tune knobs that risk committed data.")
     ] = False,
@@ -232,7 +243,7 @@ def tune(
         except StoreError as exc:
             fail(f"--experiment: {exc}")
     if system is None or workload is None or trials is None:
-        recorded_exp = _recorded(experiment, store) if server is None else None
+        recorded_exp = recorded_experiment(experiment, store) if server is None else None
         if recorded_exp is None and (system is None or workload is None):
             fail(
                 "a new experiment needs --system and --workload"
@@ -259,7 +270,7 @@ def tune(
     if from_experiment is not None and not (knobs or "").startswith("top:"):
         fail("--from goes with --knobs top:K")
     if (knobs or "").startswith("top:"):
-        knobs = _top_knobs(knobs or "", from_experiment, spec, store, allow_unsafe)
+        knobs = top_knobs_option(knobs or "", from_experiment, spec, store, allow_unsafe)
     if not spec.drives(wl.system):
         fail(f"workload {wl.name!r} is for system {wl.system!r}, not {spec.system!r}")
     kind = applier_kind(spec)
@@ -296,6 +307,7 @@ def tune(
             "safety_margin": safety_margin,
             "time_budget_s": time_budget,
             "warm_start": warm_start,
+            "start_with": start_with,
         }
         request.update({k: v for k, v in optional.items() if v is not None})
         if knobs is not None:
@@ -323,6 +335,7 @@ def tune(
             if knobs is None:
                 knobs = ",".join(kept.get("knobs", []))
             warm_start = kept.get("warm_start") if warm_start is None else warm_start
+            start_with = kept.get("start_with") if start_with is None else start_with
             precision = kept.get("precision") if precision is None else precision
             max_rounds = kept.get("max_rounds") if max_rounds is None else max_rounds
             controls = kept.get("controls") if controls is None else controls
@@ -343,6 +356,10 @@ def tune(
         selection = select_knobs(spec, knobs, allow_unsafe=allow_unsafe, restartable=restartable)
         for note in selection.notes:
             console.print(f"note: {note}")
+        memory = {"memory_bytes": machine.memory_bytes, "cpus": machine.cpus}
+        start_with = check_start_with(
+            start_with, spec, selection.names, memory, wl.source, restartable
+        )
         if dsn is not None:
             console.print(
                 "note: an existing server's database is its owner's: trials do not start "
@@ -356,11 +373,12 @@ def tune(
             knobs=selection.names,
             allow_unsafe=allow_unsafe,
             target="managed sandbox" if dsn is None else public_dsn(dsn),
-            machine={"memory_bytes": machine.memory_bytes, "cpus": machine.cpus},
+            machine=memory,
             budget=trials,
             repeats=repeats,
             time_budget_s=time_budget,
             warm_start=warm_start,
+            start_with=start_with,
             verify=verify_option(
                 trials,
                 verify,
@@ -383,6 +401,7 @@ def tune(
             + (", then a paired verification" if options.verify else "")
             + (f", at most {time_budget:g}s" if time_budget else "")
             + (f", warm start {warm_start}" if warm_start != "none" else "")
+            + (f", starting from {start_with}'s config" if start_with != "none" else "")
             + (f" ({done} recorded)" if resumed else "")
         )
         if done >= trials and options.verify is None:
@@ -457,44 +476,7 @@ def tune(
             raise typer.Exit(1)
 
 
-def _recorded(name: str | None, store: str | None) -> Experiment | None:
-    """The stored experiment a resume by name continues, if there is one."""
-    if name is None:
-        return None
-    with open_store(store) as st:
-        return st.experiment(name)
-
-
 def default_name(system: str, workload: str) -> str:
     """``postgres-pgbench-tpcb-20261202-161500``: a valid name ('+' of a composite is '_')."""
     stamp = f"{datetime.datetime.now():%Y%m%d-%H%M%S}"
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{system}-{workload}-{stamp}")[:128]
-
-
-def _top_knobs(
-    knobs: str, source: str | None, spec: Spec, store: str | None, allow_unsafe: bool
-) -> str:
-    """``top:K`` as a comma list: the K best-ranked knobs of ``source`` that this spec
-    has and may tune (unsafe ones only with --allow-unsafe)."""
-    from autotune.analysis import top_knobs
-
-    text = knobs.removeprefix("top:")
-    if not text.isdigit() or int(text) < 1:
-        fail(f"--knobs {knobs}: K must be a whole number of at least 1")
-    if source is None:
-        fail(f"--knobs {knobs} needs --from EXPERIMENT: the experiment whose analysis ranks them")
-    assert source is not None
-    with open_store(store) as st:
-        ranked = top_knobs(st, source, len(spec.knobs) + 1000)
-    eligible = [
-        n
-        for n in ranked
-        if n in spec.knobs
-        and spec.knobs[n].tunable
-        and (allow_unsafe or spec.knobs[n].safety != "unsafe")
-    ]
-    picked = eligible[: int(text)]
-    if not picked:
-        fail(f"--knobs {knobs}: none of {source}'s ranked knobs can be tuned with {spec.path}")
-    console.print(f"note: --knobs {knobs} --from {source}: {', '.join(picked)}")
-    return ",".join(picked)

@@ -71,6 +71,7 @@ from autotune.tuner import (
     SessionOptions,
     TuningError,
     check_repeats,
+    check_start_with,
     check_warm_start,
     open_experiment,
     select_knobs,
@@ -271,6 +272,7 @@ def create_app(
             time_budget_s=body.time_budget_s,
             restart_clock=restart_clock,
             warm_start=body.warm_start,
+            start_with=body.start_with,
             restartable=body.restartable,
             controls=body.controls,
             safety_margin=body.safety_margin,
@@ -284,6 +286,14 @@ def create_app(
             raise _unprocessable(str(exc)) from None
         try:
             check_warm_start(store, body.warm_start, spec.system, workload.objective_metric)
+            check_start_with(
+                body.start_with,
+                spec,
+                selection.names,
+                options.machine,
+                workload.source,
+                body.restartable,
+            )
         except TuningError as exc:
             raise _unprocessable(str(exc)) from None
         try:

@@ -38,6 +38,7 @@ from autotune.tuner._session import (
     select_knobs,
     verify_option,
 )
+from autotune.tuner._start import START_WITH, check_start_with, start_configs
 from autotune.tuner._tuner import (
     Summary,
     TuningError,
@@ -82,6 +83,7 @@ __all__ = [
     "PRECISION",
     "REFERENCE_METRIC",
     "SAFETY_MARGIN",
+    "START_WITH",
     "Arm",
     "ArmResult",
     "Candidate",
@@ -105,6 +107,7 @@ __all__ = [
     "capacity",
     "carry_config",
     "check_repeats",
+    "check_start_with",
     "check_warm_start",
     "complete_configs",
     "config_runs",
@@ -131,6 +134,7 @@ __all__ = [
     "rotation",
     "safety_floor",
     "select_knobs",
+    "start_configs",
     "summarize",
     "summarize_verification",
     "summary_of",

@@ -1,5 +1,6 @@
 """The search's next trials: the baseline (again if it failed, until it cannot run),
-drift controls, the optimiser's suggestions at their fidelity, and the racing repeats."""
+drift controls, the starting points (``_start``), the optimiser's suggestions at their
+fidelity, and the racing repeats."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autotune.optimizers import Optimizer, SpaceExhausted, Suggestion
+from autotune.spec import Config
 from autotune.store import Experiment, Proposal, Store, Trial
 from autotune.tuner._drift import control_due
 from autotune.tuner._experiment import (
@@ -15,6 +17,7 @@ from autotune.tuner._experiment import (
     _controls,
 )
 from autotune.tuner._racing import plan_repeats
+from autotune.tuner._start import start_configs
 from autotune.tuner._verify import (
     Arm,
 )
@@ -35,6 +38,7 @@ class _Cache:
     # Why the search ended before its budget: "exhausted" (no untried valid config left)
     # or "baseline failed" (the spec's defaults failed twice); None while it goes on.
     ended: str | None = None
+    starts: list[Config] | None = None  # the starting points, once worked out
 
 
 BASELINE_TRIES = 2  # a failed baseline is tried once more (a passing fault), then no more
@@ -123,6 +127,19 @@ class _Planning:
             in_flight.append(Suggestion(space.default()))
         # Trials numbered past this many are repeats; failed trials use up the budget too.
         search_until = experiment.budget - experiment.repeats
+        cached = self._cache[experiment.id]
+        if cached.starts is None:
+            cached.starts = start_configs(experiment, space)
+        tried = {space.key(t.config) for t in trials} | {space.key(p.config) for p in proposals}
+        for config in cached.starts:
+            # Each starting point once, right after the baseline: tried (failed included),
+            # in flight or proposed now, it is not proposed again.
+            if len(proposals) >= room or len(trials) + len(proposals) >= search_until:
+                break
+            if space.key(config) not in tried:
+                number += 1
+                proposals.append(Proposal(number, dict(config)))
+                in_flight.append(Suggestion(dict(config)))
         searching = max(0, min(room - len(proposals), search_until - len(trials) - len(proposals)))
         if searching > 0:
             for suggestion in self._suggest(experiment, trials, optimizer, searching, in_flight):

@@ -130,6 +130,7 @@ class SessionOptions:
     # experiment (time budget left out, so taken from the record) keeps the old clock.
     restart_clock: bool = True
     warm_start: str = "none"  # none | auto | a past experiment's name (see _warm)
+    start_with: str = "none"  # none | pgtune: tried first after the baseline (see _start)
     verify: VerifyPolicy | None = None  # the paired verification after the search; None: none
     restartable: bool = True  # the target can be restarted (pgtune's arm keeps its restart knobs)
     controls: int = 0  # a drift control (the default again) every this many search trials; 0: none
@@ -152,6 +153,7 @@ class SessionOptions:
             "repeats": self.resolved_repeats,
             "time_budget_s": self.time_budget_s,
             "warm_start": self.warm_start,
+            "start_with": self.start_with,
             "restartable": self.restartable,
             **self.run_settings(None, clock=False),
         }
@@ -192,6 +194,7 @@ def recorded_defaults(existing: Experiment, budget: int) -> dict[str, Any]:
         "knobs": settings.get("knobs"),
         "allow_unsafe": settings.get("allow_unsafe", False),
         "warm_start": settings.get("warm_start"),
+        "start_with": settings.get("start_with"),
         "controls": settings.get("controls"),
         "safety_margin": settings.get("safety_margin"),
         "parallelism": settings.get("parallelism", 1),
@@ -250,6 +253,9 @@ def open_experiment(
     was_warm = recorded.get("warm_start") or "none"
     if was_warm != options.warm_start:
         changed.append(f"--warm-start is {options.warm_start!r}, recorded {was_warm!r}")
+    was_start = recorded.get("start_with") or "none"
+    if was_start != options.start_with:
+        changed.append(f"--start-with is {options.start_with!r}, recorded {was_start!r}")
     if existing.optimizer != options.optimizer:
         changed.append(f"--optimizer is {options.optimizer!r}, recorded {existing.optimizer!r}")
     if existing.seed != options.seed:

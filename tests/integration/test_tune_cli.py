@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA
+from autotune.spec import Machine, load_spec
+from autotune.tuner import pgtune_arm
+from tests.conftest import DATA, ROOT
 from tests.integration.pgutil import run_cli
 
 pytestmark = pytest.mark.pg
@@ -204,15 +206,26 @@ def test_auto_screens_with_short_runs_under_a_time_budget(workdir: Path) -> None
     assert chosen["fidelity"] == 1.0
 
 
-def test_pgbench_select_workload(workdir: Path) -> None:
-    run_cli(
-        workdir, "tune", "--system", "postgres", "--workload",
-        str(DATA / "workloads" / "tiny-select.yaml"), "--trials", "3", "--duration", "1",
-        "--experiment", "select", "--knobs", "shared_buffers,random_page_cost",
+def test_pgbench_select_workload_starting_from_pgtune(workdir: Path) -> None:
+    workload = DATA / "workloads" / "tiny-select.yaml"
+    result = run_cli(
+        workdir, "tune", "--system", "postgres", "--workload", str(workload), "--trials", "3",
+        "--duration", "1", "--experiment", "select", "--start-with", "pgtune",
+        "--knobs", "shared_buffers,effective_cache_size,random_page_cost",
     )  # fmt: skip
+    assert "starting from pgtune's config" in result.stdout
     trials = trials_json(workdir, "select")
     assert len(trials) == 3
-    assert all(t["metrics"]["tps"] > 0 for t in trials if t["status"] == "ok")  # type: ignore[index]
+    assert all(t["status"] == "ok" and t["metrics"]["tps"] > 0 for t in trials)  # type: ignore[index]
+    # Trial 2 is pgtune's config for this machine, carried into the three knobs tuned.
+    machine = Machine.local()
+    spec = load_spec(ROOT / "knobs" / "postgres.yaml", machine)
+    memory = {"memory_bytes": machine.memory_bytes, "cpus": machine.cpus}
+    tuned = pgtune_arm(spec, memory, workload.read_text(), restartable=True)
+    assert tuned is not None
+    assert trials[1]["config"] == {
+        name: tuned[name] for name in ("shared_buffers", "effective_cache_size", "random_page_cost")
+    }
 
 
 def test_analytic_query_set(workdir: Path) -> None:

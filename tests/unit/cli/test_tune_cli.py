@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from autotune.cli import app
 from autotune.cli._common import console
 from autotune.cli._progress import _print_summary
-from autotune.cli.tune import _top_knobs
+from autotune.cli._tune_inputs import top_knobs_option
 from autotune.optimizers import OPTIMIZERS
 from autotune.spec import Machine, Spec
 from autotune.store import Experiment, Store, Trial
@@ -237,9 +237,9 @@ def test_top_k_takes_the_best_ranked_knobs_this_spec_may_tune(
     )
     url = store.url
     # fsync is unsafe and not_a_knob is not in the spec: both are passed over.
-    assert _top_knobs("top:2", "past", postgres_spec, url, False) == "shared_buffers,work_mem"
-    assert _top_knobs("top:2", "past", postgres_spec, url, True) == "fsync,shared_buffers"
-    assert _top_knobs("top:9", "past", postgres_spec, url, False).split(",") == [
+    assert top_knobs_option("top:2", "past", postgres_spec, url, False) == "shared_buffers,work_mem"
+    assert top_knobs_option("top:2", "past", postgres_spec, url, True) == "fsync,shared_buffers"
+    assert top_knobs_option("top:9", "past", postgres_spec, url, False).split(",") == [
         "shared_buffers",
         "work_mem",
         "random_page_cost",
@@ -255,6 +255,7 @@ def test_top_k_takes_the_best_ranked_knobs_this_spec_may_tune(
         (["--from", "past"], "--from goes with --knobs top:K"),
         (["--knobs", "top:3", "--from", "ghost"], "ghost"),
         (["--warm-start", "ghost"], "--warm-start: no experiment 'ghost'"),
+        (["--start-with", "pgtnue"], "--start-with 'pgtnue': choose one of none, pgtune"),
     ],
 )
 def test_top_k_and_warm_start_mistakes_are_one_clear_error(

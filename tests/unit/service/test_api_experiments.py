@@ -120,6 +120,7 @@ def test_resume_with_the_same_definition_raises_the_budget(service: Service) -> 
         ({"parallelism": 1}, "parallelism"),
         ({"lease_s": 5.0}, "lease_s"),
         ({"machine": {"memory_bytes": 2 * 1024**3, "cpus": 1}}, "machine"),
+        ({"start_with": "pgtune"}, "--start-with is 'pgtune', recorded 'none'"),
     ],
 )
 def test_resume_with_a_different_definition_is_a_conflict(

@@ -120,6 +120,7 @@ CREATE_422: list[tuple[dict[str, Any], str]] = [
     ({"spec": "x" * (1024 * 1024 + 1)}, "body.spec"),
     ({"duration_s": 0}, "body.duration_s"),
     ({"lease_s": -1}, "body.lease_s"),
+    ({"start_with": "pgtnue"}, "body.start_with: Input should be 'none' or 'pgtune'"),
 ]
 
 
