@@ -220,8 +220,22 @@ class Verification:
         ci = f"95% CI {pr.low:.3f}–{pr.high:.3f}, {pr.pairs} paired rounds"
         ref = self.reference_name
         if pr.low > 1:
-            return f"verified gain: {best.label} is {pr.ratio:.3f}× {ref} ({ci})"
-        return f"no verified gain: keep {ref} ({best.label} is {pr.ratio:.3f}×, {ci})"
+            return f"verified gain: {best.label} is {pr.ratio:.3f}× {ref} ({ci})" + self._pgtune(pr)
+        return f"no verified gain: keep {ref} ({best.label} is {pr.ratio:.3f}×, {ci})" + (
+            self._pgtune(pr)
+        )
+
+    def _pgtune(self, best: PairedRatio) -> str:
+        """A note when pgtune, the yardstick, was verified a gain and ahead of the best: the
+        user should hear it from the rounds that measured it, not find it in the table."""
+        arm = self.arm(PGTUNE)
+        pr = None if arm is None else arm.versus
+        if pr is None or pr.low <= 1 or pr.ratio <= best.ratio:
+            return ""
+        return (
+            f"; but pgtune's config is a verified {pr.ratio:.3f}× {self.reference_name} "
+            f"(95% CI {pr.low:.3f}–{pr.high:.3f}): autotune baseline pgtune prints it"
+        )
 
     def to_json(self) -> dict[str, Any]:
         best = self.best

@@ -154,6 +154,28 @@ def test_it_stops_at_the_round_cap_and_then_says_keep_the_default() -> None:
     assert v.verdict.startswith("no verified gain: keep the default (best is 1.00")
 
 
+def test_pgtune_verified_ahead_of_the_best_is_said_in_the_verdict() -> None:
+    arms = [*ARMS, Arm("pgtune", {"mem": 2})]
+    policy = VerifyPolicy(min_rounds=3, max_rounds=3)
+    best = _runs([0.97, 0.96, 0.98])
+    pgtune = [r for r in _runs([1.04, 1.05, 1.04], "pgtune") if r.arm == "pgtune"]
+    v = summarize_verification(arms, best + pgtune, "maximize", policy)
+    assert v.verdict.startswith("no verified gain: keep the default (best is 0.970×")
+    assert v.verdict.endswith(
+        "; but pgtune's config is a verified 1.043× the default (95% CI "
+        f"{v.arm('pgtune').versus.low:.3f}–{v.arm('pgtune').versus.high:.3f}): "  # type: ignore[union-attr]
+        "autotune baseline pgtune prints it"
+    )
+    # Behind the best, or not a verified gain itself: the verdict is the best's alone.
+    for mine, theirs in (
+        ([1.05, 1.06, 1.05], [1.01, 1.02, 1.01]),  # a verified gain, behind the best
+        ([0.97, 0.96, 0.98], [1.25, 0.90, 1.20]),  # ahead, but its CI takes in 1
+    ):
+        pgtune = [r for r in _runs(theirs, "pgtune") if r.arm == "pgtune"]
+        v = summarize_verification(arms, _runs(mine) + pgtune, "maximize", policy)
+        assert "pgtune" not in v.verdict, v.verdict
+
+
 def test_an_incomplete_round_does_not_count_and_failed_runs_drop_their_pair() -> None:
     policy = VerifyPolicy(min_rounds=2, max_rounds=10)
     runs = [*_runs([1.10, None, 1.10]), VerifyRun(4, "default", 1000.0)]
