@@ -23,6 +23,7 @@ from autotune.cli._signals import raise_if_lost
 from autotune.spec import Config, Spec
 from autotune.store import Trial
 from autotune.tuner import (
+    PGTUNE,
     REFERENCE_METRIC,
     Summary,
     describe,
@@ -298,3 +299,6 @@ def _print_summary(
         f"[dim]{len(changed)} knobs; also: autotune best {s.experiment} --format "
         f"{'sql|json' if spec.system == 'postgres' else 'json'}[/]"
     )
+    if v is not None and v.pgtune_ahead is not None and PGTUNE in v.configs:
+        console.print("pgtune's config, verified ahead of it:")
+        console.print(render(spec, v.configs[PGTUNE], "conf"), markup=False)

@@ -50,6 +50,7 @@ from autotune.tuner._tuner import (
 )
 from autotune.tuner._verify import (
     MAX_ROUNDS,
+    PGTUNE,
     PRECISION,
     REFERENCE_METRIC,
     Arm,
@@ -80,6 +81,7 @@ __all__ = [
     "MAX_CV",
     "MAX_RANGE",
     "MAX_ROUNDS",
+    "PGTUNE",
     "PRECISION",
     "REFERENCE_METRIC",
     "SAFETY_MARGIN",

@@ -225,16 +225,23 @@ class Verification:
             self._pgtune(pr)
         )
 
-    def _pgtune(self, best: PairedRatio) -> str:
-        """A note when pgtune, the yardstick, was verified a gain and ahead of the best: the
+    @property
+    def pgtune_ahead(self) -> PairedRatio | None:
+        """pgtune's ratio when the yardstick was verified a gain and ahead of the best: the
         user should hear it from the rounds that measured it, not find it in the table."""
-        arm = self.arm(PGTUNE)
+        arm, best = self.arm(PGTUNE), self.best
         pr = None if arm is None else arm.versus
-        if pr is None or pr.low <= 1 or pr.ratio <= best.ratio:
+        if pr is None or pr.low <= 1 or best is None or best.versus is None:
+            return None
+        return pr if pr.ratio > best.versus.ratio else None
+
+    def _pgtune(self, best: PairedRatio) -> str:
+        pr = self.pgtune_ahead
+        if pr is None:
             return ""
         return (
             f"; but pgtune's config is a verified {pr.ratio:.3f}× {self.reference_name} "
-            f"(95% CI {pr.low:.3f}–{pr.high:.3f}): autotune baseline pgtune prints it"
+            f"(95% CI {pr.low:.3f}–{pr.high:.3f}), ahead of it"
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -191,13 +191,17 @@ def verify_run(number: int, round_: int, arm: str, value: float | None, work_mem
     )
 
 
-def verified(ratios: list[float]) -> list[Trial]:
-    """A search of three trials, then rounds of default and trial 2 at these ratios."""
+def verified(ratios: list[float], pgtune: Sequence[float] = ()) -> list[Trial]:
+    """A search of three trials, then rounds of default and trial 2 at these ratios (and
+    pgtune at its own, if given)."""
     out = [trial(1, 3000.0, 4096), trial(2, 3600.0, 8192), trial(3, 3100.0, 2048)]
     number = 3
     for r, ratio in enumerate(ratios, start=1):
         base = 3000.0 * (1 + 0.1 * (r % 3))  # the host drifts between rounds
-        for arm, value, mem in (("default", base, 4096), ("trial 2", base * ratio, 8192)):
+        arms = [("default", base, 4096), ("trial 2", base * ratio, 8192)]
+        if pgtune:
+            arms.append(("pgtune", base * pgtune[r - 1], 16384))
+        for arm, value, mem in arms:
             number += 1
             out.append(verify_run(number, r, arm, value, mem))
     return out
@@ -222,6 +226,16 @@ def test_no_verified_gain_says_keep_the_default(spec: Spec) -> None:
     assert "no verified gain: keep the default. The best candidate (postgresql.conf), not " in (
         " ".join(out.split())
     )
+
+
+def test_pgtune_verified_ahead_of_the_best_is_said_and_printed(spec: Spec) -> None:
+    out = printed(spec, verified([0.97, 0.96, 0.98, 0.97], pgtune=[1.04, 1.05, 1.04, 1.04]))
+    text = " ".join(out.split())
+    assert "but pgtune's config is a verified 1.04" in text and "ahead of it" in text
+    assert "work_mem = '16MB'" in text.split("pgtune's config, verified ahead of it:")[1]
+    # Not printed when pgtune is behind the best.
+    out = printed(spec, verified([1.05, 1.06, 1.05, 1.05], pgtune=[1.01, 1.02, 1.01, 1.01]))
+    assert "pgtune's config" not in out
 
 
 # -- --knobs top:K --from NAME ----------------------------------------------------------------

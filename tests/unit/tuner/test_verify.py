@@ -163,9 +163,10 @@ def test_pgtune_verified_ahead_of_the_best_is_said_in_the_verdict() -> None:
     assert v.verdict.startswith("no verified gain: keep the default (best is 0.970×")
     assert v.verdict.endswith(
         "; but pgtune's config is a verified 1.043× the default (95% CI "
-        f"{v.arm('pgtune').versus.low:.3f}–{v.arm('pgtune').versus.high:.3f}): "  # type: ignore[union-attr]
-        "autotune baseline pgtune prints it"
+        f"{v.arm('pgtune').versus.low:.3f}–{v.arm('pgtune').versus.high:.3f}), "  # type: ignore[union-attr]
+        "ahead of it"
     )
+    assert v.pgtune_ahead is v.arm("pgtune").versus  # type: ignore[union-attr]
     # Behind the best, or not a verified gain itself: the verdict is the best's alone.
     for mine, theirs in (
         ([1.05, 1.06, 1.05], [1.01, 1.02, 1.01]),  # a verified gain, behind the best
@@ -174,6 +175,7 @@ def test_pgtune_verified_ahead_of_the_best_is_said_in_the_verdict() -> None:
         pgtune = [r for r in _runs(theirs, "pgtune") if r.arm == "pgtune"]
         v = summarize_verification(arms, _runs(mine) + pgtune, "maximize", policy)
         assert "pgtune" not in v.verdict, v.verdict
+        assert v.pgtune_ahead is None
 
 
 def test_an_incomplete_round_does_not_count_and_failed_runs_drop_their_pair() -> None:
