@@ -220,9 +220,9 @@ class Verification:
         ci = f"95% CI {pr.low:.3f}–{pr.high:.3f}, {pr.pairs} paired rounds"
         ref = self.reference_name
         if pr.low > 1:
-            return f"verified gain: {best.label} is {pr.ratio:.3f}× {ref} ({ci})" + self._pgtune(pr)
+            return f"verified gain: {best.label} is {pr.ratio:.3f}× {ref} ({ci})" + self._pgtune()
         return f"no verified gain: keep {ref} ({best.label} is {pr.ratio:.3f}×, {ci})" + (
-            self._pgtune(pr)
+            self._pgtune()
         )
 
     @property
@@ -235,7 +235,7 @@ class Verification:
             return None
         return pr if pr.ratio > best.versus.ratio else None
 
-    def _pgtune(self, best: PairedRatio) -> str:
+    def _pgtune(self) -> str:
         pr = self.pgtune_ahead
         if pr is None:
             return ""
