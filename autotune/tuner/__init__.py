@@ -38,7 +38,7 @@ from autotune.tuner._session import (
     select_knobs,
     verify_option,
 )
-from autotune.tuner._start import START_WITH, check_start_with, start_configs
+from autotune.tuner._start import check_start_with, start_configs
 from autotune.tuner._tuner import (
     Summary,
     TuningError,
@@ -85,7 +85,6 @@ __all__ = [
     "PRECISION",
     "REFERENCE_METRIC",
     "SAFETY_MARGIN",
-    "START_WITH",
     "Arm",
     "ArmResult",
     "Candidate",

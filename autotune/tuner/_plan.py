@@ -130,8 +130,13 @@ class _Planning:
         cached = self._cache[experiment.id]
         if cached.starts is None:
             cached.starts = start_configs(experiment, space)
-        tried = {space.key(t.config) for t in trials} | {space.key(p.config) for p in proposals}
-        for config in cached.starts:
+        starts = cached.starts
+        tried = (
+            {space.key(t.config) for t in trials} | {space.key(p.config) for p in proposals}
+            if starts
+            else set()
+        )  # only with starting points: proposing stays cheap at thousands of trials
+        for config in starts:
             # Each starting point once, right after the baseline: tried (failed included),
             # in flight or proposed now, it is not proposed again.
             if len(proposals) >= room or len(trials) + len(proposals) >= search_until:
