@@ -15,6 +15,10 @@ and warm:
     python experiments/bench_p1.py \\
         --workloads pgbench-tpcb-large,pgbench-select-large,analytic-large
 
+``--start-with pgtune`` runs the autotune arm's session with that option (pgtune's
+config as its first search trial), under its own session name, and writes
+results/p1-start-pgtune.csv and .md instead, so the default's rows stay as they are.
+
 Resumable: sessions resume by name in the P1 store (``.autotune/p1/``), and a
 workload already in p1.csv is skipped. Writes results/p1.csv
 (``workload,arm,rounds,run_s,median,ratio,ci_lo,ci_hi``; ratio to the default,
@@ -65,6 +69,15 @@ COLUMNS = ["workload", "arm", "rounds", "run_s", "median", "ratio", "ci_lo", "ci
 LONG_SEARCHES = [("auto", 1), ("forest", 2), ("random", 3)]
 """The long search: model-based, tree-based and random, so no single model's blind spot
 decides what the best known is."""
+
+
+def tag(args: Any) -> str:
+    """The suffix of a variant's session, notes and result files: empty for the default."""
+    return "" if args.start_with == "none" else f"-start-{args.start_with}"
+
+
+def notes_path(workload: str, args: Any) -> Path:
+    return ROOT / "results" / "p1_logs" / f"{workload}{tag(args)}-notes.json"
 
 
 def tune(workdir: Path, store_url: str, name: str, argv: list[str]) -> None:
@@ -132,11 +145,13 @@ def best_arm(store: Store, name: str, label: str) -> Arm:
 def run_workload(workload: str, args: Any, workdir: Path, store_url: str) -> list[dict[str, Any]]:
     store = Store(store_url)
     try:
-        user = f"p1-{workload}-autotune"
+        user = f"p1-{workload}-autotune{tag(args)}"
         if not finished(store, user):
-            tune(workdir, store_url, user, ["--workload", workload, "--trials", str(args.trials)])
+            extra = [] if args.start_with == "none" else ["--start-with", args.start_with]
+            tune(workdir, store_url, user,
+                 ["--workload", workload, "--trials", str(args.trials), *extra])  # fmt: skip
         if args.no_best_known:
-            return session_rows(store, workload, user)
+            return session_rows(store, workload, user, notes_path(workload, args))
         per = -(-args.best_trials // len(LONG_SEARCHES))
         long_names = []
         for optimizer, seed in LONG_SEARCHES:
@@ -183,9 +198,7 @@ def run_workload(workload: str, args: Any, workdir: Path, store_url: str) -> lis
             if head is None
             else {"ratio": head.ratio, "low": head.low, "high": head.high},
         }
-        (ROOT / "results" / "p1_logs" / f"{workload}-notes.json").write_text(
-            json.dumps(notes, indent=1, default=str)
-        )
+        notes_path(workload, args).write_text(json.dumps(notes, indent=1, default=str))
     finally:
         store.close()
     rows = []
@@ -223,7 +236,7 @@ def below_half(store: Store, workload: str) -> list[str]:
     return lines
 
 
-def session_rows(store: Store, workload: str, name: str) -> list[dict[str, Any]]:
+def session_rows(store: Store, workload: str, name: str, notes_at: Path) -> list[dict[str, Any]]:
     """The rows of the default, pgtune and autotune as the session's own verification
     measured them (its paired rounds, beside a twin): no best-known arm, and the
     autotune arm is the best of the session's contenders on those same rounds."""
@@ -268,9 +281,8 @@ def session_rows(store: Store, workload: str, name: str) -> list[dict[str, Any]]
         "autotune_vs_pgtune": head,
         "below_half": below_half(store, workload),
     }
-    logs = ROOT / "results" / "p1_logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    (logs / f"{workload}-notes.json").write_text(json.dumps(notes, indent=1))
+    notes_at.parent.mkdir(parents=True, exist_ok=True)
+    notes_at.write_text(json.dumps(notes, indent=1))
     return rows
 
 
@@ -287,7 +299,8 @@ def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
             "--no-best-known"
             if args.no_best_known
             else f"--best-trials {args.best_trials} --rounds {args.rounds}"
-        ),
+        )
+        + ("" if args.start_with == "none" else f" --start-with {args.start_with}"),
         "",
         "| workload | arm | rounds | wall s per run | median | × default | 95% CI |",
         "|---|---|---|---|---|---|---|",
@@ -305,8 +318,7 @@ def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
         lo = float(a["ci_lo"])
         gain = float(a["ratio"]) - 1
         known = None if b is None else float(b["ratio"]) - 1
-        notes_path = ROOT / "results" / "p1_logs" / f"{workload}-notes.json"
-        head = json.loads(notes_path.read_text()).get("autotune_vs_pgtune")
+        head = json.loads(notes_path(workload, args).read_text()).get("autotune_vs_pgtune")
         if head is None:
             versus = "autotune / pgtune: no paired rounds"
         else:
@@ -335,14 +347,13 @@ def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
     for workload in dict.fromkeys(r["workload"] for r in rows):
         # The store holds the sessions; the notes keep their counts for a report written
         # from another store (a fresh checkout's).
-        notes_path = ROOT / "results" / "p1_logs" / f"{workload}-notes.json"
-        kept = json.loads(notes_path.read_text()).get("below_half", [])
+        kept = json.loads(notes_path(workload, args).read_text()).get("below_half", [])
         lines += below_half(store, workload) or kept
     for workload in dict.fromkeys(r["workload"] for r in rows):
-        notes = json.loads((ROOT / "results" / "p1_logs" / f"{workload}-notes.json").read_text())
+        notes = json.loads(notes_path(workload, args).read_text())
         if notes.get("measured"):
             lines.append(f"\n{workload}: measured {notes['measured']}.")
-    (ROOT / "results" / "p1.md").write_text("\n".join(lines) + "\n")
+    (ROOT / "results" / f"p1{tag(args)}.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -362,11 +373,17 @@ def main() -> None:
         action="store_true",
         help="Only the autotune session: its own verification gives default, pgtune, autotune.",
     )
+    parser.add_argument(
+        "--start-with",
+        choices=["none", "pgtune"],
+        default="none",
+        help="The autotune session's --start-with; pgtune writes results/p1-start-pgtune.*.",
+    )
     args = parser.parse_args()
     workdir = REPO / ".autotune" / "p1"
     workdir.mkdir(parents=True, exist_ok=True)
     store_url = f"sqlite:///{workdir / 'store.db'}"
-    csv_path = ROOT / "results" / "p1.csv"
+    csv_path = ROOT / "results" / f"p1{tag(args)}.csv"
     rows: list[dict[str, Any]] = []
     if csv_path.exists():
         with csv_path.open(newline="") as f:
