@@ -296,11 +296,13 @@ def test_parallel_leases_get_distinct_configs_and_respect_parallelism(
 def test_an_expired_lease_goes_to_another_agent_and_its_report_is_refused(
     store: Store, sched_exp: Callable[..., Experiment]
 ) -> None:
-    exp = sched_exp(budget=1, lease_s=0.5)  # long enough for b to act on a slow disk
-    scheduler = Scheduler(store)
+    exp = sched_exp(budget=1)
+    scheduler = Scheduler(store, lease_s=0.3)
     lost = scheduler.lease("a")
     assert lost is not None
-    time.sleep(0.6)
+    time.sleep(0.4)
+    # b's lease is long, so that b's steps below cannot outlast it on a loaded host.
+    scheduler.lease_s = 60.0
     again = scheduler.lease("b")
     assert again is not None and again.trial_id == lost.trial_id
     assert again.lease_id != lost.lease_id
