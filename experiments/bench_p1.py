@@ -151,7 +151,7 @@ def run_workload(workload: str, args: Any, workdir: Path, store_url: str) -> lis
             tune(workdir, store_url, user,
                  ["--workload", workload, "--trials", str(args.trials), *extra])  # fmt: skip
         if args.no_best_known:
-            return session_rows(store, workload, user, notes_path(workload, args))
+            return session_rows(store, workload, user, args)
         per = -(-args.best_trials // len(LONG_SEARCHES))
         long_names = []
         for optimizer, seed in LONG_SEARCHES:
@@ -216,12 +216,16 @@ def run_workload(workload: str, args: Any, workdir: Path, store_url: str) -> lis
     return rows
 
 
-def below_half(store: Store, workload: str) -> list[str]:
-    """Per session of the workload: its search trials, and those below half the baseline
-    (tps under 0.5×, or latency over 2×), the issue's measure of exploration that hurts."""
+def below_half(store: Store, workload: str, args: Any) -> list[str]:
+    """Per session of the workload in this variant (its autotune session and the long
+    searches): its search trials, and those below half the baseline (tps under 0.5×, or
+    latency over 2×), the issue's measure of exploration that hurts."""
     lines = []
     for experiment in store.experiments():
-        if not experiment.name.startswith(f"p1-{workload}-"):
+        name = experiment.name
+        if name != f"p1-{workload}-autotune{tag(args)}" and not name.startswith(
+            f"p1-{workload}-long-"
+        ):
             continue
         trials = usable(store.trials(experiment, finished_only=True))
         values = [float(t.objective or 0.0) for t in trials if not t.is_baseline]
@@ -236,7 +240,7 @@ def below_half(store: Store, workload: str) -> list[str]:
     return lines
 
 
-def session_rows(store: Store, workload: str, name: str, notes_at: Path) -> list[dict[str, Any]]:
+def session_rows(store: Store, workload: str, name: str, args: Any) -> list[dict[str, Any]]:
     """The rows of the default, pgtune and autotune as the session's own verification
     measured them (its paired rounds, beside a twin): no best-known arm, and the
     autotune arm is the best of the session's contenders on those same rounds."""
@@ -279,14 +283,16 @@ def session_rows(store: Store, workload: str, name: str, notes_at: Path) -> list
         "measured": f"{min(span):%Y-%m-%d %H:%M}–{max(span):%H:%M} UTC" if span else None,
         "autotune": {"source": f"{name} {verification.best.label}"},
         "autotune_vs_pgtune": head,
-        "below_half": below_half(store, workload),
+        "below_half": below_half(store, workload, args),
     }
+    notes_at = notes_path(workload, args)
     notes_at.parent.mkdir(parents=True, exist_ok=True)
     notes_at.write_text(json.dumps(notes, indent=1))
     return rows
 
 
 def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
+    measured = ",".join(dict.fromkeys(r["workload"] for r in rows))  # what the rows hold
     lines = [
         "# P1: autotune against the default, pgtune and the best known",
         "",
@@ -294,7 +300,7 @@ def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
         f"{platform.node()} ({os.cpu_count()} cores); when each workload was measured is "
         "given below the tables, the runs' logs are in results/p1_logs/.",
         "",
-        f"    python experiments/bench_p1.py --workloads {args.workloads} --trials {args.trials} "
+        f"    python experiments/bench_p1.py --workloads {measured} --trials {args.trials} "
         + (
             "--no-best-known"
             if args.no_best_known
@@ -347,8 +353,11 @@ def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
     for workload in dict.fromkeys(r["workload"] for r in rows):
         # The store holds the sessions; the notes keep their counts for a report written
         # from another store (a fresh checkout's).
+        # A session in both counts once, from the store.
+        counted = below_half(store, workload, args)
         kept = json.loads(notes_path(workload, args).read_text()).get("below_half", [])
-        lines += below_half(store, workload) or kept
+        named = {line.split("|")[1] for line in counted}
+        lines += counted + [line for line in kept if line.split("|")[1] not in named]
     for workload in dict.fromkeys(r["workload"] for r in rows):
         notes = json.loads(notes_path(workload, args).read_text())
         if notes.get("measured"):
