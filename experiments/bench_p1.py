@@ -76,6 +76,11 @@ def tag(args: Any) -> str:
     return "" if args.start_with == "none" else f"-start-{args.start_with}"
 
 
+def session_name(workload: str, args: Any) -> str:
+    """The autotune arm's session in the P1 store."""
+    return f"p1-{workload}-autotune{tag(args)}"
+
+
 def notes_path(workload: str, args: Any) -> Path:
     return ROOT / "results" / "p1_logs" / f"{workload}{tag(args)}-notes.json"
 
@@ -145,7 +150,7 @@ def best_arm(store: Store, name: str, label: str) -> Arm:
 def run_workload(workload: str, args: Any, workdir: Path, store_url: str) -> list[dict[str, Any]]:
     store = Store(store_url)
     try:
-        user = f"p1-{workload}-autotune{tag(args)}"
+        user = session_name(workload, args)
         if not finished(store, user):
             extra = [] if args.start_with == "none" else ["--start-with", args.start_with]
             tune(workdir, store_url, user,
@@ -223,9 +228,7 @@ def below_half(store: Store, workload: str, args: Any) -> list[str]:
     lines = []
     for experiment in store.experiments():
         name = experiment.name
-        if name != f"p1-{workload}-autotune{tag(args)}" and not name.startswith(
-            f"p1-{workload}-long-"
-        ):
+        if name != session_name(workload, args) and not name.startswith(f"p1-{workload}-long-"):
             continue
         trials = usable(store.trials(experiment, finished_only=True))
         values = [float(t.objective or 0.0) for t in trials if not t.is_baseline]
@@ -292,7 +295,9 @@ def session_rows(store: Store, workload: str, name: str, args: Any) -> list[dict
 
 
 def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
-    measured = ",".join(dict.fromkeys(r["workload"] for r in rows))  # what the rows hold
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    notes = {w: json.loads(notes_path(w, args).read_text()) for w in workloads}
+    measured = ",".join(workloads)  # what the rows hold
     lines = [
         "# P1: autotune against the default, pgtune and the best known",
         "",
@@ -318,13 +323,13 @@ def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
             f"{float(r['median']):.2f} | {float(r['ratio']):.3f} | {ci} |"
         )
     lines += ["", "Targets, from the figures above:", ""]
-    for workload in dict.fromkeys(r["workload"] for r in rows):
+    for workload in workloads:
         arm = {r["arm"]: r for r in rows if r["workload"] == workload}
         a, b = arm["autotune"], arm.get("best_known")
         lo = float(a["ci_lo"])
         gain = float(a["ratio"]) - 1
         known = None if b is None else float(b["ratio"]) - 1
-        head = json.loads(notes_path(workload, args).read_text()).get("autotune_vs_pgtune")
+        head = notes[workload].get("autotune_vs_pgtune")
         if head is None:
             versus = "autotune / pgtune: no paired rounds"
         else:
@@ -350,18 +355,17 @@ def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
         "| session | optimiser | search trials | below half |",
         "|---|---|---|---|",
     ]
-    for workload in dict.fromkeys(r["workload"] for r in rows):
+    for workload in workloads:
         # The store holds the sessions; the notes keep their counts for a report written
-        # from another store (a fresh checkout's).
-        # A session in both counts once, from the store.
+        # from another store (a fresh checkout's). A session in both counts once, from
+        # the store.
         counted = below_half(store, workload, args)
-        kept = json.loads(notes_path(workload, args).read_text()).get("below_half", [])
+        kept = notes[workload].get("below_half", [])
         named = {line.split("|")[1] for line in counted}
         lines += counted + [line for line in kept if line.split("|")[1] not in named]
-    for workload in dict.fromkeys(r["workload"] for r in rows):
-        notes = json.loads(notes_path(workload, args).read_text())
-        if notes.get("measured"):
-            lines.append(f"\n{workload}: measured {notes['measured']}.")
+    for workload in workloads:
+        if notes[workload].get("measured"):
+            lines.append(f"\n{workload}: measured {notes[workload]['measured']}.")
     (ROOT / "results" / f"p1{tag(args)}.md").write_text("\n".join(lines) + "\n")
 
 
