@@ -18,6 +18,9 @@ and warm:
 ``--start-with pgtune`` runs the autotune arm's session with that option (pgtune's
 config as its first search trial), under its own session name, and writes
 results/p1-start-pgtune.csv and .md instead, so the default's rows stay as they are.
+``--knobs group`` likewise tunes only the workload's knob group (``group:oltp`` for
+pgbench, ``group:analytics`` for a query set) and writes results/p1-knobs-group.*;
+the two combine (p1-start-pgtune-knobs-group.*).
 
 Resumable: sessions resume by name in the P1 store (``.autotune/p1/``), and a
 workload already in p1.csv is skipped. Writes results/p1.csv
@@ -73,7 +76,20 @@ decides what the best known is."""
 
 def tag(args: Any) -> str:
     """The suffix of a variant's session, notes and result files: empty for the default."""
-    return "" if args.start_with == "none" else f"-start-{args.start_with}"
+    start = "" if args.start_with == "none" else f"-start-{args.start_with}"
+    return start + ("" if args.knobs == "all" else f"-knobs-{args.knobs}")
+
+
+def group_of(workload: str) -> str:
+    """The spec's knob group for a workload: pgbench is OLTP, the query sets analytic."""
+    return "group:oltp" if workload.startswith("pgbench") else "group:analytics"
+
+
+def variant_argv(workload: str, args: Any) -> list[str]:
+    """The autotune session's options that make this variant, stated even where they
+    are the CLI's default, so a changed default does not change a variant's runs."""
+    argv = ["--start-with", args.start_with]
+    return argv if args.knobs == "all" else [*argv, "--knobs", group_of(workload)]
 
 
 def session_name(workload: str, args: Any) -> str:
@@ -152,9 +168,8 @@ def run_workload(workload: str, args: Any, workdir: Path, store_url: str) -> lis
     try:
         user = session_name(workload, args)
         if not finished(store, user):
-            extra = [] if args.start_with == "none" else ["--start-with", args.start_with]
-            tune(workdir, store_url, user,
-                 ["--workload", workload, "--trials", str(args.trials), *extra])  # fmt: skip
+            tune(workdir, store_url, user, ["--workload", workload, "--trials",
+                 str(args.trials), *variant_argv(workload, args)])  # fmt: skip
         if args.no_best_known:
             return session_rows(store, workload, user, args)
         per = -(-args.best_trials // len(LONG_SEARCHES))
@@ -311,7 +326,8 @@ def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
             if args.no_best_known
             else f"--best-trials {args.best_trials} --rounds {args.rounds}"
         )
-        + ("" if args.start_with == "none" else f" --start-with {args.start_with}"),
+        + ("" if args.start_with == "none" else f" --start-with {args.start_with}")
+        + ("" if args.knobs == "all" else f" --knobs {args.knobs}"),
         "",
         "| workload | arm | rounds | wall s per run | median | × default | 95% CI |",
         "|---|---|---|---|---|---|---|",
@@ -391,6 +407,13 @@ def main() -> None:
         choices=["none", "pgtune"],
         default="none",
         help="The autotune session's --start-with; pgtune writes results/p1-start-pgtune.*.",
+    )
+    parser.add_argument(
+        "--knobs",
+        choices=["all", "group"],
+        default="all",
+        help="What the autotune session tunes: all safe knobs, or the workload's group "
+        "(group:oltp for pgbench, group:analytics otherwise); group adds -knobs-group.",
     )
     args = parser.parse_args()
     workdir = REPO / ".autotune" / "p1"
