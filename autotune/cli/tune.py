@@ -46,6 +46,7 @@ from autotune.tuner import (
     check_start_with,
     check_warm_start,
     default_repeats,
+    default_start_with,
     open_experiment,
     recorded_defaults,
     select_knobs,
@@ -194,7 +195,8 @@ def tune(
         typer.Option(
             "--start-with",
             help="Try this config first, right after the baseline: none, or pgtune "
-            "(pgtune's config for this machine, postgres only). Default none.",
+            "(pgtune's config for this machine, postgres only). Default: pgtune for "
+            "postgres when the knobs tuned can take its config, else none.",
             show_default=False,
         ),
     ] = None,
@@ -357,6 +359,12 @@ def tune(
         for note in selection.notes:
             console.print(f"note: {note}")
         memory = {"memory_bytes": machine.memory_bytes, "cpus": machine.cpus}
+        if start_with is None:
+            start_with, left = default_start_with(
+                spec, selection.names, memory, wl.source, restartable
+            )
+            if left:
+                console.print(f"note: {left} (--start-with none to silence)")
         start_with = check_start_with(
             start_with, spec, selection.names, memory, wl.source, restartable
         )

@@ -73,6 +73,7 @@ from autotune.tuner import (
     check_repeats,
     check_start_with,
     check_warm_start,
+    default_start_with,
     open_experiment,
     select_knobs,
     summarize,
@@ -272,7 +273,7 @@ def create_app(
             time_budget_s=body.time_budget_s,
             restart_clock=restart_clock,
             warm_start=body.warm_start,
-            start_with=body.start_with,
+            start_with=body.start_with or "none",  # resolved below, with the knobs
             restartable=body.restartable,
             controls=body.controls,
             safety_margin=body.safety_margin,
@@ -286,13 +287,14 @@ def create_app(
             raise _unprocessable(str(exc)) from None
         try:
             check_warm_start(store, body.warm_start, spec.system, workload.objective_metric)
-            check_start_with(
-                body.start_with,
-                spec,
-                selection.names,
-                options.machine,
-                workload.source,
-                body.restartable,
+            given: str | None = body.start_with
+            why = ""
+            if given is None:  # the default, and why a PostgreSQL session is left at none
+                given, why = default_start_with(
+                    spec, selection.names, options.machine, workload.source, body.restartable
+                )
+            options.start_with = check_start_with(
+                given, spec, selection.names, options.machine, workload.source, body.restartable
             )
         except TuningError as exc:
             raise _unprocessable(str(exc)) from None
@@ -310,7 +312,7 @@ def create_app(
         return ExperimentCreated(
             experiment=ExperimentOut.of(experiment, store.trial_counts(experiment)),
             resumed=resumed,
-            notes=selection.notes,
+            notes=[*selection.notes, *([why] if why else [])],
         )
 
     @app.get(

@@ -137,9 +137,10 @@ class ExperimentCreate(Strict):
         description="Seed the optimiser with a past experiment's trials: none, auto (the "
         "most similar past workload by its internal metrics) or an experiment's name.",
     )
-    start_with: Literal["none", "pgtune"] = Field(
-        default="none",
-        description="Try this config first, after the baseline: pgtune's for the machine.",
+    start_with: Literal["none", "pgtune"] | None = Field(
+        default=None,
+        description="Try this config first, after the baseline: pgtune's for the machine. "
+        "Default: pgtune for a PostgreSQL spec whose knobs can take its config, else none.",
     )
 
 

@@ -38,7 +38,7 @@ from autotune.tuner._session import (
     select_knobs,
     verify_option,
 )
-from autotune.tuner._start import check_start_with, start_configs
+from autotune.tuner._start import check_start_with, default_start_with, start_configs
 from autotune.tuner._tuner import (
     Summary,
     TuningError,
@@ -113,6 +113,7 @@ __all__ = [
     "complete_configs",
     "config_runs",
     "default_repeats",
+    "default_start_with",
     "describe",
     "experiment_info",
     "experiment_space",

@@ -194,7 +194,8 @@ def recorded_defaults(existing: Experiment, budget: int) -> dict[str, Any]:
         "knobs": settings.get("knobs"),
         "allow_unsafe": settings.get("allow_unsafe", False),
         "warm_start": settings.get("warm_start"),
-        "start_with": settings.get("start_with"),
+        # Sessions from before --start-with started from nothing: keep them so.
+        "start_with": settings.get("start_with") or "none",
         "controls": settings.get("controls"),
         "safety_margin": settings.get("safety_margin"),
         "parallelism": settings.get("parallelism", 1),

@@ -34,8 +34,11 @@ def check_start_with(
     restartable: bool = True,
 ) -> str:
     """Validate ``--start-with`` up front: none, or pgtune for a PostgreSQL spec whose
-    config can be tried within ``knobs`` (when given) on ``machine``."""
-    if value is None or value == "none":
+    config can be tried within ``knobs`` (when given) on ``machine``. Not given (None),
+    it is the default (``default_start_with``)."""
+    if value is None:
+        return default_start_with(spec, knobs, machine, workload_content, restartable)[0]
+    if value == "none":
         return "none"
     if value not in START_WITH:
         raise TuningError(f"--start-with {value!r}: choose one of {', '.join(START_WITH)}")
@@ -47,6 +50,26 @@ def check_start_with(
         if config is None:
             raise TuningError(f"--start-with pgtune: {why}")
     return value
+
+
+def default_start_with(
+    spec: Spec,
+    knobs: Sequence[str],
+    machine: dict[str, Any] | None,
+    workload_content: str = "",
+    restartable: bool = True,
+) -> tuple[str, str]:
+    """pgtune for a PostgreSQL session whose knobs can take pgtune's config, else none;
+    and, for a PostgreSQL session left at none, a note saying why.
+
+    RULE_PENDING"""
+    if spec.system != "postgres" or spec.parts or not knobs or not machine:
+        return "none", ""
+    space = Space(spec, list(knobs), Machine(**machine))
+    config, why = pgtune_start(space, machine, workload_content, restartable)
+    if config is None:
+        return "none", f"not starting from pgtune's config: {why}"
+    return "pgtune", ""
 
 
 def pgtune_start(
@@ -79,4 +102,10 @@ def start_configs(experiment: Experiment, space: Space) -> list[Config]:
     return [] if config is None else [config]
 
 
-__all__ = ["START_WITH", "check_start_with", "pgtune_start", "start_configs"]
+__all__ = [
+    "START_WITH",
+    "check_start_with",
+    "default_start_with",
+    "pgtune_start",
+    "start_configs",
+]

@@ -120,7 +120,8 @@ def test_resume_with_the_same_definition_raises_the_budget(service: Service) -> 
         ({"parallelism": 1}, "parallelism"),
         ({"lease_s": 5.0}, "lease_s"),
         ({"machine": {"memory_bytes": 2 * 1024**3, "cpus": 1}}, "machine"),
-        ({"start_with": "pgtune"}, "--start-with is 'pgtune', recorded 'none'"),
+        # Left out, start_with was pgtune: this spec is postgres and pgtune sizes its knobs.
+        ({"start_with": "none"}, "--start-with is 'none', recorded 'pgtune'"),
     ],
 )
 def test_resume_with_a_different_definition_is_a_conflict(
@@ -226,6 +227,26 @@ def test_unsafe_knobs_need_allow_unsafe(service: Service) -> None:
     allowed = service.client.post("/api/experiments", json=body, headers=service.admin)
     assert allowed.status_code == 201
     assert allowed.json()["experiment"]["knobs"] == ["fsync", "work_mem"]
+
+
+def test_left_out_start_with_is_pgtune_where_it_can_be_tried(service: Service) -> None:
+    """The CLI's default, and its note where a PostgreSQL session is left at none."""
+    spec = (ROOT / "knobs" / "postgres.yaml").read_text()
+    body = experiment_body(spec=spec, spec_path="postgres.yaml", knobs=["work_mem"])
+    sized = service.client.post("/api/experiments", json=body, headers=service.admin)
+    assert sized.status_code == 201, sized.text
+    assert sized.json()["notes"] == []
+    assert service.store.require_experiment("exp").settings["start_with"] == "pgtune"
+    body = experiment_body("left", spec=spec, spec_path="postgres.yaml", knobs=["commit_delay"])
+    left = service.client.post("/api/experiments", json=body, headers=service.admin)
+    assert left.status_code == 201, left.text
+    assert left.json()["notes"] == [
+        "not starting from pgtune's config: pgtune's config is the default within the knobs tuned"
+    ]
+    assert service.store.require_experiment("left").settings["start_with"] == "none"
+    body = experiment_body("asked", start_with="none")
+    assert service.client.post("/api/experiments", json=body, headers=service.admin).is_success
+    assert service.store.require_experiment("asked").settings["start_with"] == "none"
 
 
 def test_workload_files_travel_with_the_experiment(service: Service) -> None:

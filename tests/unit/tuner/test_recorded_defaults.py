@@ -53,5 +53,6 @@ def test_an_old_record_gives_what_it_has(make_experiment: Callable[..., Experime
         "seed": 0,
         "knobs": ["mem", "ratio"],
         "allow_unsafe": False,
+        "start_with": "none",  # before the option, a session started from nothing
         "parallelism": 1,
     }

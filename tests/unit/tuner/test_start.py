@@ -17,6 +17,7 @@ from autotune.tuner import (
     TuningError,
     carry_config,
     check_start_with,
+    default_start_with,
     pgtune_arm,
     start_configs,
 )
@@ -94,6 +95,31 @@ def test_the_option_is_checked_up_front(
         check_start_with("pgtune", big_spec, ["shared_buffers"], big, PGBENCH)
     with pytest.raises(TuningError, match=r"pgtune's config is the default within the knobs"):
         check_start_with("pgtune", postgres_spec, ["commit_delay"], SETTINGS_MACHINE, PGBENCH)
+
+
+def test_left_out_it_is_pgtune_where_pgtune_has_a_config_to_try(
+    postgres_spec: Spec, toy_spec: Spec, make_spec: Callable[..., Spec]
+) -> None:
+    assert check_start_with(None, postgres_spec, KNOBS, SETTINGS_MACHINE, PGBENCH) == "pgtune"
+    assert default_start_with(postgres_spec, KNOBS, SETTINGS_MACHINE, PGBENCH) == ("pgtune", "")
+    # Where the explicit option would be refused, the default is none, not an error, and
+    # the note says why.
+    assert check_start_with(None, postgres_spec, ["commit_delay"], SETTINGS_MACHINE) == "none"
+    assert default_start_with(postgres_spec, ["commit_delay"], SETTINGS_MACHINE) == (
+        "none",
+        "not starting from pgtune's config: pgtune's config is the default within the knobs tuned",
+    )
+    big = {"memory_bytes": 64 * 1024**3, "cpus": 4}
+    big_spec = make_spec(postgres_spec.source, postgres_spec.path, Machine(**big))
+    assert check_start_with(None, big_spec, ["shared_buffers"], big, PGBENCH) == "none"
+    value, why = default_start_with(big_spec, ["shared_buffers"], big, PGBENCH)
+    assert value == "none" and "breaks shared_buffers <= effective_cache_size" in why
+    toy = {"memory_bytes": MACHINE.memory_bytes, "cpus": MACHINE.cpus}
+    assert default_start_with(toy_spec, list(toy_spec.knobs)[:1], toy) == ("none", "")
+    # Without the knobs or the machine there is nothing to check pgtune against.
+    assert check_start_with(None, postgres_spec) == "none"
+    # Given, the option is kept as given.
+    assert check_start_with("none", postgres_spec, KNOBS, SETTINGS_MACHINE, PGBENCH) == "none"
 
 
 def test_pgtunes_config_is_carried_into_the_space(
