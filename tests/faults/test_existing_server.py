@@ -105,7 +105,7 @@ def test_with_data_dir_a_server_that_does_not_start_is_rolled_back(
         "tune", "--system", POISON, "--workload", TINY_TPCB, "--dsn", dsn,
         "--restart-command", restart_command(sandbox), "--data-dir", str(sandbox.data_dir),
         "--knobs", "shared_buffers", "--trials", "4", "--duration", "1", "--seed", "3",
-        "--experiment", "poison", timeout=400,
+        "--experiment", "poison", "--start-with", "none", timeout=400,
     )  # fmt: skip
     assert "FAILED" in result.stdout, result.stdout  # a poison config was tried...
     assert sandbox.running() and settings(dsn) == before  # ...and undone

@@ -20,7 +20,7 @@ def test_poison_config_fails_the_trial_and_the_session_goes_on(workdir: Path) ->
     result = run_cli(
         workdir, "tune", "--system", str(DATA / "poison.yaml"), "--workload", TINY_TPCB,
         "--trials", "6", "--duration", "1", "--optimizer", "random", "--seed", "1",
-        "--experiment", "poison",
+        "--experiment", "poison", "--start-with", "none",
     )  # fmt: skip
     trials = trials_json(workdir, "poison")
     assert sorted(t["number"] for t in trials) == [1, 2, 3, 4, 5, 6]  # type: ignore[type-var]

@@ -171,7 +171,7 @@ def test_auto_screens_with_short_runs_under_a_time_budget(workdir: Path) -> None
     result = run_cli(
         workdir, "tune", "--system", "postgres", "--workload", TINY_TPCB, "--trials", "16",
         "--repeats", "0", "--duration", "2", "--time-budget", "900", "--experiment", "screened",
-        "--knobs", "work_mem,random_page_cost", "--no-verify",
+        "--knobs", "work_mem,random_page_cost", "--no-verify", "--start-with", "none",
     )  # fmt: skip
     assert "summary: screened" in result.stdout
     trials = trials_json(workdir, "screened")
@@ -206,11 +206,11 @@ def test_auto_screens_with_short_runs_under_a_time_budget(workdir: Path) -> None
     assert chosen["fidelity"] == 1.0
 
 
-def test_pgbench_select_workload_starting_from_pgtune(workdir: Path) -> None:
+def test_pgbench_select_workload_starts_from_pgtune_by_default(workdir: Path) -> None:
     workload = DATA / "workloads" / "tiny-select.yaml"
     result = run_cli(
         workdir, "tune", "--system", "postgres", "--workload", str(workload), "--trials", "3",
-        "--duration", "1", "--experiment", "select", "--start-with", "pgtune",
+        "--duration", "1", "--experiment", "select",
         "--knobs", "shared_buffers,effective_cache_size,random_page_cost",
     )  # fmt: skip
     assert "starting from pgtune's config" in result.stdout
