@@ -15,9 +15,10 @@ and warm:
     python experiments/bench_p1.py \\
         --workloads pgbench-tpcb-large,pgbench-select-large,analytic-large
 
-``--start-with pgtune`` runs the autotune arm's session with that option (pgtune's
-config as its first search trial), under its own session name, and writes
-results/p1-start-pgtune.csv and .md instead, so the default's rows stay as they are.
+``--start-with`` is the autotune session's, stated explicitly. Its default here is
+the CLI's, pgtune (pgtune's config as the first search trial): that session has its
+own name and writes results/p1-start-pgtune.csv and .md. ``--start-with none``
+gives the sessions from before that default (results/p1.csv and .md).
 ``--knobs group`` likewise tunes only the workload's knob group (``group:oltp`` for
 pgbench, ``group:analytics`` for a query set) and writes results/p1-knobs-group.*;
 the two combine (p1-start-pgtune-knobs-group.*).
@@ -326,7 +327,7 @@ def write_md(rows: list[dict[str, Any]], args: Any, store: Store) -> None:
             if args.no_best_known
             else f"--best-trials {args.best_trials} --rounds {args.rounds}"
         )
-        + ("" if args.start_with == "none" else f" --start-with {args.start_with}")
+        + f" --start-with {args.start_with}"
         + ("" if args.knobs == "all" else f" --knobs {args.knobs}"),
         "",
         "| workload | arm | rounds | wall s per run | median | × default | 95% CI |",
@@ -405,8 +406,9 @@ def main() -> None:
     parser.add_argument(
         "--start-with",
         choices=["none", "pgtune"],
-        default="none",
-        help="The autotune session's --start-with; pgtune writes results/p1-start-pgtune.*.",
+        default="pgtune",
+        help="The autotune session's --start-with (default pgtune, the CLI's); pgtune "
+        "writes results/p1-start-pgtune.*, none results/p1.*.",
     )
     parser.add_argument(
         "--knobs",
