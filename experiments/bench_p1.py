@@ -24,9 +24,9 @@ pgbench, ``group:analytics`` for a query set) and writes results/p1-knobs-group.
 the two combine (p1-start-pgtune-knobs-group.*).
 
 Resumable: sessions resume by name in the P1 store (``.autotune/p1/``), and a
-workload already in p1.csv is skipped. Writes results/p1.csv
+workload already in the variant's CSV is skipped. Writes that CSV
 (``workload,arm,rounds,run_s,median,ratio,ci_lo,ci_hi``; ratio to the default,
-> 1 better, paired 95% CI) and results/p1.md, with the targets checked from the
+> 1 better, paired 95% CI) and its .md, with the targets checked from the
 figures: autotune's CI lower bound > 1; autotune ≥ pgtune (paired); and
 (ratio_autotune − 1) ≥ 0.9 × (ratio_best_known − 1).
 """

@@ -43,12 +43,11 @@ from autotune.tuner import (
     SessionOptions,
     Summary,
     check_repeats,
-    check_start_with,
     check_warm_start,
     default_repeats,
-    default_start_with,
     open_experiment,
     recorded_defaults,
+    resolve_start_with,
     select_knobs,
     summarize,
     verify_option,
@@ -359,15 +358,11 @@ def tune(
         for note in selection.notes:
             console.print(f"note: {note}")
         memory = {"memory_bytes": machine.memory_bytes, "cpus": machine.cpus}
-        if start_with is None:
-            start_with, left = default_start_with(
-                spec, selection.names, memory, wl.source, restartable
-            )
-            if left:
-                console.print(f"note: {left} (--start-with none to silence)")
-        start_with = check_start_with(
+        start_with, left = resolve_start_with(
             start_with, spec, selection.names, memory, wl.source, restartable
         )
+        if left:
+            console.print(f"note: {left} (--start-with none to silence)")
         if dsn is not None:
             console.print(
                 "note: an existing server's database is its owner's: trials do not start "

@@ -71,10 +71,9 @@ from autotune.tuner import (
     SessionOptions,
     TuningError,
     check_repeats,
-    check_start_with,
     check_warm_start,
-    default_start_with,
     open_experiment,
+    resolve_start_with,
     select_knobs,
     summarize,
     verify_option,
@@ -287,14 +286,13 @@ def create_app(
             raise _unprocessable(str(exc)) from None
         try:
             check_warm_start(store, body.warm_start, spec.system, workload.objective_metric)
-            given: str | None = body.start_with
-            why = ""
-            if given is None:  # the default, and why a PostgreSQL session is left at none
-                given, why = default_start_with(
-                    spec, selection.names, options.machine, workload.source, body.restartable
-                )
-            options.start_with = check_start_with(
-                given, spec, selection.names, options.machine, workload.source, body.restartable
+            options.start_with, why = resolve_start_with(
+                body.start_with,
+                spec,
+                selection.names,
+                options.machine,
+                workload.source,
+                body.restartable,
             )
         except TuningError as exc:
             raise _unprocessable(str(exc)) from None

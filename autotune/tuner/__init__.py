@@ -38,7 +38,12 @@ from autotune.tuner._session import (
     select_knobs,
     verify_option,
 )
-from autotune.tuner._start import check_start_with, default_start_with, start_configs
+from autotune.tuner._start import (
+    check_start_with,
+    default_start_with,
+    resolve_start_with,
+    start_configs,
+)
 from autotune.tuner._tuner import (
     Summary,
     TuningError,
@@ -130,6 +135,7 @@ __all__ = [
     "plan_repeats",
     "recorded_defaults",
     "reference_arms",
+    "resolve_start_with",
     "resolve_warm_start",
     "reverify_arms",
     "robust_best",

@@ -78,6 +78,21 @@ def default_start_with(
     return "pgtune", ""
 
 
+def resolve_start_with(
+    value: str | None,
+    spec: Spec,
+    knobs: Sequence[str],
+    machine: dict[str, Any] | None,
+    workload_content: str = "",
+    restartable: bool = True,
+) -> tuple[str, str]:
+    """``check_start_with``, and the default's note: what a session (local or served)
+    records, and why a PostgreSQL session left to the default starts without pgtune."""
+    if value is None:
+        return default_start_with(spec, knobs, machine, workload_content, restartable)
+    return check_start_with(value, spec, knobs, machine, workload_content, restartable), ""
+
+
 def pgtune_start(
     space: Space, machine: dict[str, Any] | None, workload_content: str, restartable: bool
 ) -> tuple[Config | None, str]:
@@ -113,5 +128,6 @@ __all__ = [
     "check_start_with",
     "default_start_with",
     "pgtune_start",
+    "resolve_start_with",
     "start_configs",
 ]
