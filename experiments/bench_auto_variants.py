@@ -30,6 +30,8 @@ other variants change that earlier ``auto``, so each is compared with
         --variants screen3,screen-full-only
     python experiments/bench_auto_variants.py --seeds 0:20 --seeds 100:120 --seeds 200:230 \
         --seeds 300:330 --variants auto,no-screen
+    python experiments/bench_auto_variants.py --seeds 0:20 --seeds 100:120 \
+        --variants auto,fidelity-noise
 
 Writes results/auto_variants.csv (one row per run; runs already in it are
 kept, as a run is a pure function of variant, problem and seed) and
@@ -91,6 +93,8 @@ MODEL_VARIANTS = (
 for _name in MODEL_VARIANTS:
     VARIANTS[_name] = _EARLIER
 VARIANTS["screen-full-only"] = {"screen": 3}  # changes screen3
+# auto with each run's GP noise scaled by 1/fidelity (the screen's short runs are noisier)
+VARIANTS["fidelity-noise"] = {}
 
 
 def run(job: tuple[str, str, int]) -> dict[str, Any]:
@@ -146,6 +150,8 @@ def _model_variant(variant: str) -> type:
         return _additive_class()
     elif variant == "screen-full-only":
         return _full_only_class()
+    elif variant == "fidelity-noise":
+        return type("FidelityNoise", (AutoOptimizer,), {"fidelity_noise": True})
     return AutoOptimizer
 
 
@@ -458,6 +464,7 @@ def base_of(variant: str) -> str:
         "no-noise-prior": "no-screen",
         "screen-full-only": "screen3",
         "screen3": "auto",
+        "fidelity-noise": "auto",
     }
     return bases.get(variant, "no-noise-prior")
 

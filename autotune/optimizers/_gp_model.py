@@ -12,6 +12,10 @@ are fewer observations than dimensions, and the noise share is bounded, so a
 small sample is not written off as all noise. An optional log-normal prior on
 the noise (``noise_prior``) pulls a small sample's fit further from that
 "all noise" optimum while still letting real noise through.
+
+Each observation's noise variance may be scaled (``noise_scale``): a mean over a
+run 1/φ as long has about 1/φ times the variance, so a short run can be given
+less weight than a full one without a second hyperparameter.
 """
 
 from __future__ import annotations
@@ -85,18 +89,26 @@ class GPModel:
         rng: np.random.Generator,
         theta0: np.ndarray | None = None,
         optimise: bool = True,
+        noise_scale: np.ndarray | None = None,
     ) -> GPModel:
+        """``noise_scale``: each observation's noise variance over the learned one (1 if None)."""
         d = X.shape[1]
+        scale = None if noise_scale is None else np.asarray(noise_scale, dtype=float)
+        if scale is not None and (scale.shape != y.shape or not np.all(scale > 0)):
+            raise ValueError("noise_scale needs one positive value per observation")
         start = theta0 if theta0 is not None and len(theta0) == d + 2 else None
         if optimise or start is None:
             idx = subsample(y, self.max_fit, rng)
-            self.theta_ = self._optimise(X[idx], y[idx], start)
+            self.theta_ = self._optimise(
+                X[idx], y[idx], start, None if scale is None else scale[idx]
+            )
         else:
             self.theta_ = np.asarray(start, dtype=float)
         idx = subsample(y, self.max_points, rng)
         self.X_ = X[idx]
         K = self._kernel(self.X_, self.X_, self.theta_)
-        K[np.diag_indices_from(K)] += math.exp(self.theta_[-1]) + 1e-8
+        noise = math.exp(self.theta_[-1])
+        K[np.diag_indices_from(K)] += (noise if scale is None else noise * scale[idx]) + 1e-8
         self.L_ = _cholesky(K)
         self.alpha_ = _cho_solve(self.L_, y[idx])
         return self
@@ -123,7 +135,9 @@ class GPModel:
         ls = np.exp(theta[:-2])
         return math.exp(theta[-2]) * _matern(_sq_dists(A, B, ls))
 
-    def _optimise(self, X: np.ndarray, y: np.ndarray, start: np.ndarray | None) -> np.ndarray:
+    def _optimise(
+        self, X: np.ndarray, y: np.ndarray, start: np.ndarray | None, scale: np.ndarray | None
+    ) -> np.ndarray:
         from scipy.optimize import minimize
 
         d = X.shape[1]
@@ -143,7 +157,7 @@ class GPModel:
                 result = minimize(
                     _nll,
                     theta0,
-                    args=(diff2, y, self.noise_prior),
+                    args=(diff2, y, self.noise_prior, scale),
                     jac=True,
                     method="L-BFGS-B",
                     bounds=bounds,
@@ -169,8 +183,11 @@ def _nll(
     diff2: np.ndarray,
     y: np.ndarray,
     noise_prior: tuple[float, float] | None = None,
+    scale: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
     """Negative log marginal likelihood (plus the priors) and its gradient.
+
+    ``scale`` multiplies the noise variance per observation (all 1 if None).
 
     ``diff2`` is (n*n, d): squared differences per dimension, flattened so both
     the distances and the length-scale gradient are single BLAS products.
@@ -185,7 +202,8 @@ def _nll(
     sig = math.exp(log_sig)
     K0 = sig * (1.0 + SQRT5 * r + 5.0 / 3.0 * d2) * e
     K = K0.copy()
-    K[np.diag_indices(n)] += math.exp(log_noise) + 1e-8
+    noise = math.exp(log_noise) if scale is None else math.exp(log_noise) * scale
+    K[np.diag_indices(n)] += noise + 1e-8
     try:
         L = _cholesky(K)
     except np.linalg.LinAlgError:
@@ -199,7 +217,10 @@ def _nll(
     grad = np.empty_like(theta)
     grad[:d] = -0.5 * ((W * G).reshape(-1) @ diff2) * inv_ls2
     grad[d] = -0.5 * float((W * K0).sum())
-    grad[d + 1] = -0.5 * math.exp(log_noise) * float(np.trace(W))
+    # Unscaled, the trace form: the same floating-point sums as before scales existed.
+    grad[d + 1] = -0.5 * (
+        math.exp(log_noise) * float(np.trace(W)) if scale is None else float(np.diag(W) @ noise)
+    )
     mu = PRIOR_MU
     value += float(((log_ls - mu) ** 2).sum()) / (2 * PRIOR_SIGMA**2)
     grad[:d] += (log_ls - mu) / PRIOR_SIGMA**2

@@ -167,6 +167,9 @@ def one_blas_thread() -> Any:
 class GPOptimizer(Optimizer):
     name = "gp"
     noise_prior: tuple[float, float] | None = None
+    # Give a run at fidelity φ 1/φ times a full run's noise variance (a mean over a
+    # shorter run). Off: a candidate for auto, measured before it is shipped.
+    fidelity_noise: bool = False
 
     def __init__(
         self,
@@ -196,6 +199,7 @@ class GPOptimizer(Optimizer):
         self._safe_rows: np.ndarray | None = None  # numeric features of configs above the floor
         self._unsafe_rows: np.ndarray | None = None  # ... and of those below it, or failed
         self._safe_scales: np.ndarray | None = None  # the GP's length scales of those features
+        self._noise_scale: np.ndarray | None = None  # the last training rows' noise scales
 
     # -- state ------------------------------------------------------------------
     def tell(self, config: Config, loss: float | None, fidelity: float = 1.0) -> None:
@@ -225,18 +229,32 @@ class GPOptimizer(Optimizer):
         raw = np.array([penalty if loss is None else loss for loss in losses])
         failed = np.array([loss is None for loss in losses])
         y, self._loss_map = fit_transform(raw)
+        self._noise_scale = (
+            np.array([1.0 / max(self.observations_[i][2], 1e-3) for i in rows])
+            if self.fidelity_noise
+            else None
+        )
         return np.vstack([self._rows[i] for i in rows]), y, failed
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> GPModel:
-        model = GPModel(noise_prior=self.noise_prior).fit(X, y, self.rng, theta0=self._theta)
+        model = GPModel(noise_prior=self.noise_prior).fit(
+            X, y, self.rng, theta0=self._theta, noise_scale=self._scales(len(y))
+        )
         self._theta = model.theta_
         return model
 
     def _condition(self, model: GPModel, X: np.ndarray, y: np.ndarray) -> GPModel:
         """The same hyperparameters on more data: kriging believer for pending configs."""
         return GPModel(noise_prior=self.noise_prior).fit(
-            X, y, self.rng, theta0=model.theta_, optimise=False
+            X, y, self.rng, theta0=model.theta_, optimise=False, noise_scale=self._scales(len(y))
         )
+
+    def _scales(self, n: int) -> np.ndarray | None:
+        """The training rows' noise scales, then 1 for configs believed at the model's mean."""
+        scale = self._noise_scale
+        if scale is None or len(scale) > n:
+            return None
+        return np.concatenate([scale, np.ones(n - len(scale))])
 
     def _failure_rate(self, model: GPModel, X: np.ndarray, failed: np.ndarray) -> Any:
         """A function giving each candidate's kernel-weighted share of failed neighbours."""

@@ -292,3 +292,22 @@ def test_load_state_ignores_unusable_theta(state: dict[str, object], quadratic: 
     opt.load_state(state)
     assert opt._theta is None
     best_after(opt, bowl, budget=6)  # and the optimiser still works
+
+
+def test_fidelity_noise_weighs_a_short_run_by_its_length(quadratic: Space) -> None:
+    """A config seen only at 1/9 of the run is less certain than one seen in full."""
+    rng = np.random.default_rng(3)
+    configs = quadratic.sample(rng, 8)
+
+    def fitted(fidelity_noise: bool) -> GPOptimizer:
+        opt = GPOptimizer(quadratic, seed=0, n_init=2)
+        opt.fidelity_noise = fidelity_noise
+        for i, config in enumerate(configs):
+            opt.tell(config, float(i % 3), 1 / 9 if i == 0 else 1.0)
+        opt.ask()
+        return opt
+
+    plain, weighed = fitted(False), fitted(True)
+    assert plain.model_ is not None and weighed.model_ is not None
+    at = quadratic.encode(configs[0])[None, :]
+    assert weighed.model_.predict(at)[1][0] > plain.model_.predict(at)[1][0]

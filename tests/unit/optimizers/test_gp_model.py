@@ -88,6 +88,25 @@ def test_noise_prior_adds_its_log_density_and_its_gradient(seed: int) -> None:
     np.testing.assert_allclose(grad, numeric, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(grad).max()))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_nll_gradient_with_noise_scales_matches_finite_differences(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, d = 12, 3
+    X = rng.random((n, d))
+    y = standardise(f3(X) + 0.1 * rng.normal(size=n))
+    diff2 = diffs(X)
+    theta = np.concatenate([rng.uniform(-1.5, 1.5, d), [0.2], [rng.uniform(-4.0, -1.0)]])
+    scale = rng.choice([1.0, 3.0, 9.0], size=n)
+    value, grad = _nll(theta, diff2, y, None, scale)
+    numeric = approx_fprime(theta, lambda t: _nll(t, diff2, y, None, scale)[0], 1e-6)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(grad).max()))
+    # Scales of one are the unscaled likelihood.
+    plain, plain_grad = _nll(theta, diff2, y)
+    ones, ones_grad = _nll(theta, diff2, y, None, np.ones(n))
+    assert ones == pytest.approx(plain) and value != pytest.approx(plain)
+    np.testing.assert_allclose(ones_grad, plain_grad)
+
+
 def test_nll_is_lower_at_a_sensible_theta_than_at_a_silly_one() -> None:
     rng = np.random.default_rng(0)
     X = rng.random((20, 2))
@@ -198,6 +217,29 @@ def test_fit_finds_the_likelihood_optimum_on_noise_free_data(
     )
     assert _nll(gp.theta_, diff2, y)[0] <= plain.fun + 1.0  # type: ignore[arg-type]
     assert gp.noise < 1e-2
+
+
+def test_a_noisier_observation_pulls_the_posterior_less() -> None:
+    """With its noise scaled by 9 (a run a ninth as long), an outlier moves the mean less."""
+    X = np.linspace(0, 1, 9)[:, None]
+    y = np.zeros(9)
+    y[4] = 2.0  # one outlying measurement in the middle
+    theta = np.array([math.log(0.3), 0.0, math.log(0.1)])
+    rng = np.random.default_rng(0)
+    full = GPModel().fit(X, y, rng, theta0=theta, optimise=False)
+    scale = np.ones(9)
+    scale[4] = 9.0
+    short = GPModel().fit(X, y, rng, theta0=theta, optimise=False, noise_scale=scale)
+    at = X[4:5]
+    assert 0.0 < short.predict(at)[0][0] < full.predict(at)[0][0] - 0.3
+    assert short.predict(at)[1][0] > full.predict(at)[1][0]
+
+
+@pytest.mark.parametrize("scale", [np.ones(3), np.array([1.0, 0.0, 1.0, 1.0]), -np.ones(4)])
+def test_noise_scale_needs_one_positive_value_per_observation(scale: np.ndarray) -> None:
+    X = np.random.default_rng(0).random((4, 2))
+    with pytest.raises(ValueError, match="one positive value per observation"):
+        fit(X, standardise(f2(X)), noise_scale=scale)
 
 
 def test_warm_start_gives_about_the_same_fit() -> None:
