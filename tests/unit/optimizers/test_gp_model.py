@@ -46,16 +46,20 @@ def fit(X: np.ndarray, y: np.ndarray, **kwargs: object) -> GPModel:
     return GPModel().fit(X, y, np.random.default_rng(0), **kwargs)  # type: ignore[arg-type]
 
 
+def noisy_f3(seed: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """12 noisy points of ``f3``: the generator (for further draws), y and ``diffs(X)``."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((12, 3))
+    return rng, standardise(f3(X) + 0.1 * rng.normal(size=12)), diffs(X)
+
+
 # -- the likelihood -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_nll_gradient_matches_finite_differences(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    n, d = 12, 3
-    X = rng.random((n, d))
-    y = standardise(f3(X) + 0.1 * rng.normal(size=n))
-    diff2 = diffs(X)
+    rng, y, diff2 = noisy_f3(seed)
+    d = diff2.shape[1]
     theta = np.concatenate(
         [rng.uniform(-1.5, 1.5, d), [rng.uniform(-1.0, 1.0)], [rng.uniform(-5.0, -1.0)]]
     )
@@ -71,11 +75,8 @@ def test_nll_gradient_matches_finite_differences(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_noise_prior_adds_its_log_density_and_its_gradient(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    n, d = 12, 3
-    X = rng.random((n, d))
-    y = standardise(f3(X) + 0.1 * rng.normal(size=n))
-    diff2 = diffs(X)
+    rng, y, diff2 = noisy_f3(seed)
+    d = diff2.shape[1]
     theta = np.concatenate([rng.uniform(-1.5, 1.5, d), [0.3], [rng.uniform(-7.0, -1.0)]])
     prior = (-5.0, 0.7)
     plain, plain_grad = _nll(theta, diff2, y)
@@ -90,11 +91,8 @@ def test_noise_prior_adds_its_log_density_and_its_gradient(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_nll_gradient_with_noise_scales_matches_finite_differences(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    n, d = 12, 3
-    X = rng.random((n, d))
-    y = standardise(f3(X) + 0.1 * rng.normal(size=n))
-    diff2 = diffs(X)
+    rng, y, diff2 = noisy_f3(seed)
+    n, d = len(y), diff2.shape[1]
     theta = np.concatenate([rng.uniform(-1.5, 1.5, d), [0.2], [rng.uniform(-4.0, -1.0)]])
     scale = rng.choice([1.0, 3.0, 9.0], size=n)
     value, grad = _nll(theta, diff2, y, None, scale)
