@@ -154,6 +154,33 @@ def test_it_stops_at_the_round_cap_and_then_says_keep_the_default() -> None:
     assert v.verdict.startswith("no verified gain: keep the default (best is 1.00")
 
 
+def test_it_does_not_stop_while_pgtune_leads_undecided() -> None:
+    """The best known to ±3% is not enough when pgtune is ahead of it with a CI that
+    takes in 1: a few more rounds may show a gain the user could take."""
+    arms = [*ARMS, Arm("pgtune", {"mem": 2})]
+    policy = VerifyPolicy(precision=0.03, min_rounds=3, max_rounds=10)
+    best = _runs([0.97, 0.96, 0.98])
+    wide = [r for r in _runs([1.08, 0.98, 1.03], "pgtune") if r.arm == "pgtune"]
+    v = summarize_verification(arms, best + wide, "maximize", policy)
+    assert v.best is not None and v.best.versus is not None
+    assert v.best.versus.half_width <= 0.03
+    pgtune = v.arm("pgtune")
+    assert pgtune is not None and pgtune.versus is not None
+    assert pgtune.versus.low <= 1 and pgtune.versus.half_width > 0.03
+    assert v.stopped == ""
+    # Decided either way, it stops: known to ±3%, a verified gain, or behind the best.
+    for theirs in ([1.01, 0.99, 1.00], [1.04, 1.05, 1.04], [0.90, 0.99, 0.80]):
+        runs = best + [r for r in _runs(theirs, "pgtune") if r.arm == "pgtune"]
+        assert summarize_verification(arms, runs, "maximize", policy).stopped == (
+            "precision ±3% reached"
+        ), theirs
+    # And the round cap still ends it.
+    capped = VerifyPolicy(precision=0.03, min_rounds=3, max_rounds=3)
+    assert summarize_verification(arms, best + wide, "maximize", capped).stopped == (
+        "round cap of 3 reached"
+    )
+
+
 def test_pgtune_verified_ahead_of_the_best_is_said_in_the_verdict() -> None:
     arms = [*ARMS, Arm("pgtune", {"mem": 2})]
     policy = VerifyPolicy(min_rounds=3, max_rounds=3)
