@@ -225,15 +225,26 @@ class Verification:
             self._pgtune()
         )
 
+    def _pgtune_leading(self) -> PairedRatio | None:
+        """pgtune's ratio when its point estimate is ahead of the best's."""
+        arm, best = self.arm(PGTUNE), self.best
+        pr = None if arm is None else arm.versus
+        if pr is None or best is None or best.versus is None:
+            return None
+        return pr if pr.ratio > best.versus.ratio else None
+
     @property
     def pgtune_ahead(self) -> PairedRatio | None:
         """pgtune's ratio when the yardstick was verified a gain and ahead of the best: the
         user should hear it from the rounds that measured it, not find it in the table."""
-        arm, best = self.arm(PGTUNE), self.best
-        pr = None if arm is None else arm.versus
-        if pr is None or pr.low <= 1 or best is None or best.versus is None:
-            return None
-        return pr if pr.ratio > best.versus.ratio else None
+        pr = self._pgtune_leading()
+        return pr if pr is not None and pr.low > 1 else None
+
+    def pgtune_open(self, precision: float) -> bool:
+        """pgtune is ahead of the best but undecided: its CI takes in 1 and is wider than
+        ±precision, so another round could still make it the verdict's news."""
+        pr = self._pgtune_leading()
+        return pr is not None and pr.low <= 1 and pr.half_width > precision
 
     def _pgtune(self) -> str:
         pr = self.pgtune_ahead
@@ -355,20 +366,12 @@ def _with_stop(v: Verification, policy: VerifyPolicy) -> Verification:
             best is not None
             and best.versus is not None
             and best.versus.half_width <= policy.precision
-            and not _pgtune_open(v, best.versus.ratio, policy.precision)
+            and not v.pgtune_open(policy.precision)
         ):
             reason = f"precision ±{policy.precision * 100:g}% reached"
         elif v.rounds >= policy.max_rounds:
             reason = f"round cap of {policy.max_rounds} reached"
     return dataclasses.replace(v, stopped=reason)
-
-
-def _pgtune_open(v: Verification, best: float, precision: float) -> bool:
-    """pgtune is ahead of the best but undecided: its CI takes in 1 and is wider than
-    ±precision, so another round could still make it the verdict's news."""
-    arm = v.arm(PGTUNE)
-    pr = None if arm is None else arm.versus
-    return pr is not None and pr.ratio > best and pr.low <= 1 and pr.half_width > precision
 
 
 def verify_policy(experiment: Experiment) -> VerifyPolicy | None:
